@@ -1,0 +1,1 @@
+"""Benchmarks: each module measures one performance goal and prints its figures (``stridetwin bench``)."""
