@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-#: The development data sets live beside the repository (``../shared/data``); CI may not have them.
-SHARED_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def _find_shared_data() -> Path:
+    """The development data sets live beside the repository (``../shared/data``); CI may not have them.
+
+    ``STRIDETWIN_SHARED_DATA`` overrides; otherwise the nearest ``shared/data`` above the repository is used, so that
+    git worktrees nested one level deeper find the same folder.
+    """
+    if override := os.environ.get("STRIDETWIN_SHARED_DATA"):
+        return Path(override)
+    repo_root = Path(__file__).resolve().parents[1]
+    for parent in repo_root.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return repo_root.parent / "shared" / "data"
+
+
+SHARED_DATA_DIR = _find_shared_data()
 
 
 @pytest.fixture(scope="session")
