@@ -92,6 +92,8 @@ _TIME_BODY = struct.Struct("<BBBBBBBBH")
 
 #: Types that make up an output cycle, as bits of a cycle mask.
 _CYCLE_BIT = {TYPE_TIME: 1, TYPE_ACC: 2, TYPE_GYRO: 4, TYPE_ANGLE: 8, TYPE_MAG: 16, TYPE_QUATERNION: 32}
+#: Per byte value of a frame's type: -1 not a frame type, 0 a frame outside output cycles, else its cycle bit.
+_BIT_BY_TYPE = tuple(_CYCLE_BIT.get(t, 0) if 0x50 <= t <= 0x5F else -1 for t in range(256))
 #: The frames a cycle needs to make a reading.
 _READING_BITS = _CYCLE_BIT[TYPE_ACC] | _CYCLE_BIT[TYPE_GYRO]
 _EPOCH_DAYS_2000 = 10957  # days from 1970-01-01 to 2000-01-01
@@ -239,8 +241,11 @@ class WitmotionSerialDecoder:
         out: list[DeviceReading] = []
         n = len(buf)
         i = 0
+        n_ok = 0
+        find = buf.find
+        unpack = _WORDS.unpack_from
         while True:
-            j = buf.find(SYNC, i)
+            j = find(SYNC, i)
             if j < 0:
                 self._discard(n - i)
                 i = n
@@ -251,7 +256,8 @@ class WitmotionSerialDecoder:
                 i = j
                 break
             frame_type = buf[j + 1]
-            if not 0x50 <= frame_type <= 0x5F:
+            bit = _BIT_BY_TYPE[frame_type]
+            if bit < 0:  # not a frame type: this 0x55 is not a frame start
                 self._discard(1)
                 i = j + 1
                 continue
@@ -260,33 +266,33 @@ class WitmotionSerialDecoder:
                 self._discard(1)
                 i = j + 1
                 continue
-            stats.frames_ok += 1
+            n_ok += 1
             i = j + FRAME_LEN
-            bit = _CYCLE_BIT.get(frame_type)
-            if bit is None:
+            if not bit:
                 if frame_type == TYPE_REGISTERS:
-                    self.last_registers = _WORDS.unpack_from(buf, j + 2)
+                    self.last_registers = unpack(buf, j + 2)
                 stats.frames_ignored += 1
                 continue
             if self._mask and frame_type <= self._last_type:
                 self._close_cycle(out)
             self._last_type = frame_type
             if frame_type == TYPE_ACC:
-                self._acc = _WORDS.unpack_from(buf, j + 2)
+                self._acc = unpack(buf, j + 2)
             elif frame_type == TYPE_GYRO:
-                self._gyr = _WORDS.unpack_from(buf, j + 2)
+                self._gyr = unpack(buf, j + 2)
             elif frame_type == TYPE_MAG:
-                self._mag = _WORDS.unpack_from(buf, j + 2)
-            elif frame_type == TYPE_QUATERNION:
-                self._quat = _WORDS.unpack_from(buf, j + 2)
+                self._mag = unpack(buf, j + 2)
             elif frame_type == TYPE_ANGLE:
-                self._angle_raw = _WORDS.unpack_from(buf, j + 2)
+                self._angle_raw = unpack(buf, j + 2)
+            elif frame_type == TYPE_QUATERNION:
+                self._quat = unpack(buf, j + 2)
             else:  # TYPE_TIME
                 self._cycle_time_s = self._time_s(*_TIME.unpack_from(buf, j + 2))
-            self._mask |= bit
+            mask = self._mask = self._mask | bit
             signature = self._signature
-            if not self._emitted and signature and self._mask & signature == signature:
+            if signature and mask & signature == signature and not self._emitted:
                 self._emit(out)
+        stats.frames_ok += n_ok
         if i:
             del buf[:i]
         return out
@@ -340,6 +346,15 @@ class WitmotionSerialDecoder:
         self.stats.readings_out += 1
 
 
+_RSW_TIME = int(OutputContent.TIME)
+_RSW_ACC = int(OutputContent.ACC)
+_RSW_GYRO = int(OutputContent.GYRO)
+_RSW_ANGLE = int(OutputContent.ANGLE)
+_RSW_MAG = int(OutputContent.MAG)
+_RSW_QUATERNION = int(OutputContent.QUATERNION)
+_AX, _GX, _HX, _Q0 = int(Register.AX), int(Register.GX), int(Register.HX), int(Register.Q0)
+
+
 class WitmotionSerialEncoder:
     """The device side: readings → the exact frames a WT901 sends, plus its answers to host commands.
 
@@ -379,35 +394,32 @@ class WitmotionSerialEncoder:
 
     def encode(self, reading: DeviceReading) -> bytes:
         """The bytes of one output cycle for ``reading``."""
-        content = self.content
         regs = self.registers
+        values = regs.values
+        content = values[Register.RSW]  # a plain int: IntFlag arithmetic is slow in a per-sample path
         temp = regs.signed(Register.TEMP)
         parts: list[bytes] = []
-        if content & OutputContent.TIME and reading.device_time_s is not None:
+        if content & _RSW_TIME and reading.device_time_s is not None:
             parts.append(encode_time_frame(reading.device_time_s))
-        if content & OutputContent.ACC:
-            a = [to_int16(v / ACC_M_S2_PER_LSB) for v in reading.acc_m_s2]
-            for k in range(3):
-                regs.set(Register.AX + k, a[k])
-            parts.append(encode_frame(TYPE_ACC, a[0], a[1], a[2], temp))
-        if content & OutputContent.GYRO:
-            g = [to_int16(v / GYR_RAD_S_PER_LSB) for v in reading.gyr_rad_s]
-            for k in range(3):
-                regs.set(Register.GX + k, g[k])
-            parts.append(encode_frame(TYPE_GYRO, g[0], g[1], g[2], temp))
+        if content & _RSW_ACC:
+            ax, ay, az = (to_int16(v / ACC_M_S2_PER_LSB) for v in reading.acc_m_s2)
+            values[_AX : _AX + 3] = (ax & 0xFFFF, ay & 0xFFFF, az & 0xFFFF)
+            parts.append(encode_frame(TYPE_ACC, ax, ay, az, temp))
+        if content & _RSW_GYRO:
+            gx, gy, gz = (to_int16(v / GYR_RAD_S_PER_LSB) for v in reading.gyr_rad_s)
+            values[_GX : _GX + 3] = (gx & 0xFFFF, gy & 0xFFFF, gz & 0xFFFF)
+            parts.append(encode_frame(TYPE_GYRO, gx, gy, gz, temp))
         quat = reading.quat_wxyz
-        if content & OutputContent.ANGLE and quat is not None:
+        if content & _RSW_ANGLE and quat is not None:
             roll, pitch, yaw = (to_int16(v / ANGLE_DEG_PER_LSB) for v in euler_zyx_deg(quat))
             parts.append(encode_frame(TYPE_ANGLE, roll, pitch, yaw, regs.signed(Register.VERSION)))
-        if content & OutputContent.MAG and reading.mag_ut is not None:
-            m = [to_int16(v / self.mag_ut_per_lsb) for v in reading.mag_ut]
-            for k in range(3):
-                regs.set(Register.HX + k, m[k])
-            parts.append(encode_frame(TYPE_MAG, m[0], m[1], m[2], temp))
-        if content & OutputContent.QUATERNION and quat is not None:
+        if content & _RSW_MAG and reading.mag_ut is not None:
+            hx, hy, hz = (to_int16(v / self.mag_ut_per_lsb) for v in reading.mag_ut)
+            values[_HX : _HX + 3] = (hx & 0xFFFF, hy & 0xFFFF, hz & 0xFFFF)
+            parts.append(encode_frame(TYPE_MAG, hx, hy, hz, temp))
+        if content & _RSW_QUATERNION and quat is not None:
             q = [to_int16(v / QUAT_PER_LSB) for v in quat]
-            for k in range(4):
-                regs.set(Register.Q0 + k, q[k])
+            values[_Q0 : _Q0 + 4] = [v & 0xFFFF for v in q]
             parts.append(encode_frame(TYPE_QUATERNION, q[0], q[1], q[2], q[3]))
         return b"".join(parts)
 
