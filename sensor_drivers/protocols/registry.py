@@ -17,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sensor_drivers.errors import SourceError
-from sensor_drivers.protocols import movella_dot, stridetwin_frame, witmotion_ble, witmotion_serial
+from sensor_drivers.protocols import (
+    movella_dot,
+    stridetwin_frame,
+    witmotion_ble,
+    witmotion_registers,
+    witmotion_serial,
+)
 from sensor_drivers.protocols.base import (
     BleDeviceEmulator,
     BleProfile,
@@ -34,6 +40,8 @@ class _Entry:
     encoder: Callable[..., StreamEncoder] | None = None
     profile: Callable[..., BleProfile] | None = None
     emulator: Callable[..., BleDeviceEmulator] | None = None
+    #: Serial protocols: the bytes that set the device's output rate.
+    start_commands: Callable[[float], list[bytes]] | None = None
 
 
 _ENTRIES: dict[str, _Entry] = {
@@ -48,6 +56,7 @@ _ENTRIES: dict[str, _Entry] = {
         ),
         decoder=witmotion_serial.WitmotionSerialDecoder,
         encoder=witmotion_serial.WitmotionSerialEncoder,
+        start_commands=witmotion_registers.configure_commands,
     ),
     "witmotion-ble": _Entry(
         ProtocolInfo(
@@ -91,6 +100,7 @@ _ENTRIES: dict[str, _Entry] = {
         ),
         decoder=stridetwin_frame.StrideTwinDecoder,
         encoder=stridetwin_frame.StrideTwinEncoder,
+        start_commands=lambda rate_hz: [stridetwin_frame.set_rate_command(rate_hz)],
     ),
 }
 
@@ -149,3 +159,15 @@ def make_emulator(name: str, **options: object) -> BleDeviceEmulator:
     if entry.emulator is None:
         raise _wrong_transport(name, entry, "ble")
     return entry.emulator(**options)
+
+
+def serial_start_commands(name: str, rate_hz: float | None = None) -> list[bytes]:
+    """Bytes a serial driver writes after opening the port to set the output rate (default: the protocol's).
+
+    WitMotion: unlock, rate, save (send them about 10 ms apart); StrideTwin: one set-rate command (optional for a
+    board to honour). Rates a device cannot do are a clear ``ValueError``.
+    """
+    entry = _entry(name)
+    if entry.start_commands is None:
+        raise _wrong_transport(name, entry, "serial")
+    return entry.start_commands(entry.info.default_rate_hz if rate_hz is None else rate_hz)

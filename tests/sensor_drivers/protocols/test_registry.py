@@ -60,3 +60,18 @@ def test_factory_options_pass_through() -> None:
     assert profile.rate_hz == 30
     with pytest.raises(TypeError):
         registry.make_decoder("witmotion", no_such_option=1)
+
+
+def test_serial_start_commands_set_the_rate() -> None:
+    assert registry.serial_start_commands("witmotion") == [
+        bytes.fromhex("ff aa 69 88 b5"),
+        bytes.fromhex("ff aa 03 0b 00"),
+        bytes.fromhex("ff aa 00 00 00"),
+    ]
+    encoder = registry.make_encoder("stridetwin")
+    encoder.feed_command(b"".join(registry.serial_start_commands("stridetwin", 100.0)))
+    assert encoder.sampling_rate_hz == 100.0
+    with pytest.raises(ValueError, match="accepted rates"):
+        registry.serial_start_commands("witmotion", 150.0)
+    with pytest.raises(SourceError, match="runs over ble"):
+        registry.serial_start_commands("dot")
