@@ -10,6 +10,22 @@
 See ``docs/timing.md`` for the models, their parameters and defaults.
 """
 
+from sensor_drivers.timing.assembler import GridAssembler
 from sensor_drivers.timing.clock import ClockEstimate, ClockReset, ClockSync, LostSamples
+from sensor_drivers.timing.resample import GridBlock, GridResampler, SensorGrid, SensorSeries, StreamingResampler
+from sensor_drivers.timing.sample_timer import SampleTimer, SequenceUnwrapper
 
-__all__ = ["ClockEstimate", "ClockReset", "ClockSync", "LostSamples"]
+__all__ = [
+    "ClockEstimate",
+    "ClockReset",
+    "ClockSync",
+    "GridAssembler",
+    "GridBlock",
+    "GridResampler",
+    "LostSamples",
+    "SampleTimer",
+    "SensorGrid",
+    "SensorSeries",
+    "SequenceUnwrapper",
+    "StreamingResampler",
+]
