@@ -292,6 +292,8 @@ class ClockSync:
                     last = self._last_mapped
                     step = b * du
                     lo = last + (1.0 - self.max_slew) * step
+                    if lo <= last:  # a device interval below the resolution of the host time
+                        lo = math.nextafter(last, math.inf)
                     if target < lo:
                         target = lo
                     else:
@@ -320,6 +322,10 @@ class ClockSync:
 
     def _update_slow(self, device_time_s: float, host_time_s: float) -> float:
         """Everything else: epoch starts, suspect samples and resets, segment ends."""
+        if not (math.isfinite(device_time_s) and math.isfinite(host_time_s)):
+            raise ValueError(
+                f"ClockSync.update: device and host times must be finite, got {device_time_s!r} and {host_time_s!r}"
+            )
         d = device_time_s + self._dev_shift
         if not self._active:
             self._start_epoch(d, host_time_s, self._pending_reason, self._n_seen)
@@ -374,7 +380,8 @@ class ClockSync:
         """A sample behind the previous one but after the one before, and on the line: the previous sample's time
         was a glitch too small to look like a jump. Forget it (it keeps the mapped time it was given)."""
         before = self._last_u - self._last_du
-        if self._suspect is not None or self._n_in_epoch < 2 or not before < u:
+        # 1 µs: a sample that repeats the time of the one before the previous is no clean continuation.
+        if self._suspect is not None or self._n_in_epoch < 2 or not before + 1e-6 < u:
             return False
         if self._slope_known and not self._warm and v - (self._a + self._slope * u) < -self.jump_tolerance_s:
             return False
@@ -418,7 +425,9 @@ class ClockSync:
             # clock discipline), so mapped times stay increasing and sample intervals stay plausible.
             step = self._slope * du
             lo = last + (1.0 - self.max_slew) * step
-            hi = last + (1.0 + self.max_slew) * step
+            if lo <= last:  # a device interval below the resolution of the host time
+                lo = math.nextafter(last, math.inf)
+            hi = max(lo, last + (1.0 + self.max_slew) * step)
             mapped = lo if target < lo else hi if target > hi else target
         self._last_mapped = mapped
         return mapped
@@ -582,16 +591,21 @@ class ClockSync:
         good[self.glitches_] = False
         for step in self._steps:
             good[step.from_index : step.reset_index] = False
+        lost_at = []
         for step in self._steps:
             k = max(j for j, s in enumerate(starts) if s <= step.reset_index)
             if step.shift_s > 0.0:  # re-index: shift device time from where the samples were lost
                 lo = max(step.from_index, starts[k] + 1)
                 b = self._step_boundary(dev_c, host, step, lo)
                 dev_c[b:] += step.shift_s
+                lost_at.append(b)
             else:  # a step that began an epoch
                 lo = max(step.from_index, starts[k - 1] + 1)
                 starts[k] = self._step_boundary(dev_c, host, step, lo)
         ends = [*starts[1:], dev.size]
+        # Report where the fit put the steps, not where the detector confirmed them.
+        self.resets_ = [ClockReset(b, float(host[b]), r.reason) for b, r in zip(starts[1:], self.resets_, strict=True)]
+        self.lost_ = [LostSamples(b, float(host[b]), x.n_lost) for b, x in zip(lost_at, self.lost_, strict=True)]
 
         mapped = np.empty_like(dev)
         epoch = np.empty(dev.size, dtype=np.int64)

@@ -16,6 +16,8 @@ the clock is re-anchored and the index continues from the host time elapsed.
 
 from __future__ import annotations
 
+import math
+
 from sensor_drivers.sample import LinkEvent, LinkState
 from sensor_drivers.timing.clock import ClockSync
 
@@ -160,7 +162,11 @@ class SampleTimer:
             self._link_broken = True
 
     def stamp(self, device_time_s: float | None, seq: int | None, host_time_s: float) -> float | None:
-        """The sample's host-clock time, s (strictly increasing), or ``None`` if the sample is a duplicate."""
+        """The sample's host-clock time, s (strictly increasing), or ``None`` if the sample is a duplicate.
+
+        A device time that is not finite counts as missing (``n_untimed_``)."""
+        if device_time_s is not None and not math.isfinite(device_time_s):
+            device_time_s = None
         if self._fast_device and device_time_s is not None and not self._link_broken:
             self._last_device_s = device_time_s
             self.n_samples_ += 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensor_drivers.timing.clock import RESET_BACKWARD, RESET_FORWARD, RESET_STEP_UP, ClockSync
 from sensor_drivers.timing.transport_sim import SerialLatency
@@ -135,6 +137,7 @@ def test_a_paused_device_clock_is_a_step_placed_where_it_happened() -> None:
     streamed = _stream_map(streaming, device, host)
     assert streaming.resets_[0].sample_index > 5000 + 100  # the detector needs a few segments to be sure ...
     assert np.count_nonzero(np.abs(sync.mapped_s_ - true) > 1e-3) <= 10  # ... the batch fit finds the step
+    assert 5000 - 10 <= sync.resets_[0].sample_index <= 5000
     assert np.all(np.diff(streamed) > 0)
 
 
@@ -151,6 +154,11 @@ def test_lost_samples_of_an_arrival_count_are_re_indexed() -> None:
     sync.fit(index_time_s, s.host_s[keep])
     assert sum(x.n_lost for x in sync.lost_) == 6
     assert sync.n_resets_ == 0
+    # Reported where the fit placed them: at (or a few samples before) the first sample after each loss.
+    first_after = sorted(set(np.searchsorted(np.flatnonzero(keep), lost).tolist()))
+    placed = [x.sample_index for x in sync.lost_]
+    assert len(placed) == len(first_after)
+    assert all(0 <= f - p <= 10 for p, f in zip(placed, first_after, strict=True))
     err = np.abs(sync.mapped_s_ - s.true_s[keep])
     # Where exactly a sample went missing is not visible: samples right before a loss may be one period late.
     assert np.count_nonzero(err > 1e-3) <= 6 * 5
@@ -196,3 +204,51 @@ def test_bad_input() -> None:
         ClockSync().estimate()
     with pytest.raises(RuntimeError, match="fit"):
         ClockSync().map([1.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["normal", "back", "ahead", "glitch", "pause", "stall", "burst"]),
+            st.floats(0.001, 50.0),
+        ),
+        max_size=12,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_mapped_times_always_increase(events: list[tuple[str, float]], seed: int) -> None:
+    """Whatever the device clock does, mapped times increase and nothing raises."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    device = np.arange(n) / 200.0 + 7.0
+    host = 100.0 + device * 1.0001 + rng.exponential(0.003, n)
+    for kind, size in events:
+        at = int(rng.integers(1, n))
+        if kind == "back":
+            device[at:] -= size
+        elif kind == "ahead":
+            device[at:] += size
+        elif kind == "glitch":
+            device[at] += size * rng.choice([-1.0, 1.0])
+        elif kind == "pause":
+            device[at : at + 50] = device[at]
+        elif kind == "stall":
+            host[at : at + 100] += size / 10.0
+        elif kind == "burst":
+            host[at:] += size / 100.0
+    host = np.maximum.accumulate(host)  # the host clock is monotonic
+    sync = ClockSync()
+    streamed = _stream_map(sync, device, host)
+    assert np.all(np.isfinite(streamed))
+    assert np.all(np.diff(streamed) > 0)
+    batch = ClockSync().fit(device, host).mapped_s_
+    assert np.all(np.diff(batch) > 0)
+
+
+def test_non_finite_times_are_refused_with_a_clear_error() -> None:
+    sync = ClockSync()
+    sync.update(1.0, 2.0)
+    with pytest.raises(ValueError, match="finite"):
+        sync.update(float("nan"), 2.1)
+    assert sync.update(1.005, 2.005) > 2.0  # the stream goes on
