@@ -506,13 +506,14 @@ class StreamingResampler:
 
     def _emit_before(self, stop_index: int) -> GridBlock | None:
         tracks = list(self._tracks.values())
-        if self._next_index is None:
+        k0 = self._next_index
+        if k0 is None:
+            # The grid starts at the earliest sample seen when the first rows go out.
             firsts = [t.time_s[0] for t in tracks if t.time_s]
             if not firsts:
                 return None
             start = self.start_s if self.start_s is not None else min(firsts)
-            self._next_index = grid_index_at_or_after(start, self.rate_hz)
-        k0 = self._next_index
+            k0 = grid_index_at_or_after(start, self.rate_hz)
         if stop_index <= k0:
             return None
         # The rows asked for, plus the next one: where each sensor's kept tail begins.

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation, Slerp
 
 from sensor_drivers.quaternion import scipy_to_wxyz, wxyz_to_scipy
@@ -269,3 +271,72 @@ def test_errors_name_what_is_wrong() -> None:
     with pytest.raises(KeyError, match="unknown sensor 'b'"):
         r.push("b", 1.0, (0.0,) * ROW_WIDTH)
     assert QUAT_COLS.stop == ROW_WIDTH
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(
+            st.integers(0, 2),  # sensor
+            st.floats(-0.002, 0.02),  # time step (≤ 0: out of order, dropped by both forms)
+            st.booleans(),  # a link event before this sample
+            st.booleans(),  # an emit after it
+        ),
+        min_size=1,
+        max_size=120,
+    ),
+    rate_hz=st.sampled_from([50.0, 100.0, 200.0, 333.0]),
+)
+def test_streaming_equals_batch_for_any_interleaving(data: list[tuple[int, float, bool, bool]], rate_hz: float) -> None:
+    names = ("a", "b", "c")
+    rng = np.random.default_rng(len(data))
+    clock = dict.fromkeys(names, 50.0)
+    per: dict[str, list[tuple[float, tuple[float, ...], bool]]] = {n: [] for n in names}
+    resampler = StreamingResampler(rate_hz=rate_hz, latency_budget_s=1e9)  # no sample is ever late
+    for n in names:
+        resampler.add_sensor(n, RATE_HZ, has_mag=True, has_quat=n == "c")
+    blocks = []
+    for sensor, step, gap, emit in data:
+        name = names[sensor]
+        clock[name] += step
+        q = rng.normal(size=4)
+        row = (*rng.normal(size=6).tolist(), *(rng.normal(size=3).tolist() if rng.random() < 0.7 else [math.nan] * 3))
+        row = (*row, *(q / np.linalg.norm(q)).tolist())
+        per[name].append((clock[name], row, gap))
+        if gap:
+            resampler.mark_gap(name)
+        resampler.push(name, clock[name], row)
+        if emit:
+            block = resampler.emit(now_s=max(clock.values()))
+            if block is not None:
+                blocks.append(block)
+    block = resampler.flush()
+    if block is not None:
+        blocks.append(block)
+    series = {}
+    for n in names:
+        t = np.array([p[0] for p in per[n]])
+        rows = np.array([p[1] for p in per[n]]).reshape(len(per[n]), ROW_WIDTH)
+        series[n] = SensorSeries(
+            t,
+            rows[:, 0:3],
+            rows[:, 3:6],
+            RATE_HZ,
+            mag_ut=rows[:, 6:9],
+            quat_wxyz=rows[:, 9:13] if n == "c" else None,
+            gap_before=np.array([p[2] for p in per[n]], dtype=bool),
+        )
+    batch = GridResampler(rate_hz=rate_hz).resample(series)
+    assert batch.n_dropped_ == resampler.n_dropped_
+    if not blocks:
+        assert batch.grid_.n_rows <= 1
+        return
+    stream = GridBlock.concatenate(blocks)
+    assert (stream.first_index, stream.n_rows) == (batch.grid_.first_index, batch.grid_.n_rows)
+    for n in names:
+        a, b = stream.sensors[n], batch.grid_.sensors[n]
+        np.testing.assert_array_equal(a.valid, b.valid)
+        np.testing.assert_array_equal(a.acc_m_s2, b.acc_m_s2)
+        np.testing.assert_array_equal(a.mag_ut, b.mag_ut)
+        if n == "c":
+            np.testing.assert_array_equal(a.quat_wxyz, b.quat_wxyz)
