@@ -47,11 +47,12 @@ class GridAssembler:
         transport: str = "serial",
         seq_modulus: int | None = None,
         clock: ClockSync | None = None,
+        device_seq: bool = True,
     ) -> None:
         """Declare a sensor before its first sample (``has_mag``/``has_quat``: which optional channels the grid
-        carries for it; ``transport``, ``seq_modulus`` and ``clock`` as for ``SampleTimer``)."""
+        carries for it; ``transport``, ``seq_modulus``, ``clock`` and ``device_seq`` as for ``SampleTimer``)."""
         self.resampler.add_sensor(sensor_id, nominal_rate_hz, has_mag, has_quat)
-        timer = SampleTimer(nominal_rate_hz, seq_modulus, transport, clock)
+        timer = SampleTimer(nominal_rate_hz, seq_modulus, transport, clock, device_seq)
         self.timers[sensor_id] = timer
         self._routes[sensor_id] = timer.stamp
 

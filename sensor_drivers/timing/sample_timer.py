@@ -105,6 +105,10 @@ class SampleTimer:
         The sensor's nominal output rate (for counters and arrival order; with a device clock only for gaps).
     seq_modulus
         Where the sequence counter wraps, or ``None``.
+    device_seq
+        Whether ``seq`` is the device's own counter. ``False`` for protocols without one, whose samples carry a
+        driver-side count of what was decoded (``Stamper``): that count does not know about lost samples, so it is
+        ignored and the arrival order is used, with loss detection from the envelope.
     transport
         ``"serial"``, ``"ble"`` or ``"sim"``; chooses the default clock for arrival-order timing (below).
     clock
@@ -123,12 +127,14 @@ class SampleTimer:
         seq_modulus: int | None = None,
         transport: str = "serial",
         clock: ClockSync | None = None,
+        device_seq: bool = True,
     ) -> None:
         if not sampling_rate_hz > 0.0:
             raise ValueError(f"SampleTimer: sampling_rate_hz must be > 0, got {sampling_rate_hz}")
         if transport not in ("serial", "ble", "sim"):
             raise ValueError(f"SampleTimer: transport must be 'serial', 'ble' or 'sim', got {transport!r}")
         self.transport = transport
+        self.device_seq = device_seq
         self.sampling_rate_hz = sampling_rate_hz
         self.seq_modulus = seq_modulus
         #: The clock model (built at the first sample when none was given).
@@ -167,6 +173,8 @@ class SampleTimer:
         A device time that is not finite counts as missing (``n_untimed_``)."""
         if device_time_s is not None and not math.isfinite(device_time_s):
             device_time_s = None
+        if not self.device_seq:
+            seq = None
         if self._fast_device and device_time_s is not None and not self._link_broken:
             self._last_device_s = device_time_s
             self.n_samples_ += 1

@@ -98,6 +98,19 @@ def test_arrival_order_only_serial_with_losses() -> None:
     assert np.count_nonzero(err > 1e-3) <= 4 * 5
 
 
+def test_a_driver_side_counter_is_taken_for_arrival_order() -> None:
+    link = SerialLatency()
+    s = clocked_stream(30.0, link, 300.0, seed=25)
+    keep = np.ones(s.true_s.size, dtype=bool)
+    keep[3000] = False  # lost on the wire: the driver's count of decoded readings just goes on
+    timer = SampleTimer(RATE_HZ, transport="serial", device_seq=False)
+    for count, k in enumerate(np.flatnonzero(keep)):
+        timer.stamp(None, count, float(s.host_s[k]))
+    assert timer.source_ == SOURCE_ARRIVAL
+    assert timer.clock is not None
+    assert [x.n_lost for x in timer.clock.lost_] == [1]
+
+
 def test_arrival_order_reconnect_reanchors() -> None:
     link = SerialLatency()
     s = clocked_stream(30.0, link, 500.0, seed=23)
