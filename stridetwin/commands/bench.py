@@ -10,6 +10,7 @@ import sys
 #: Benchmark suites by name → module under ``bench/``. Each module has ``run(quick: bool) -> dict``.
 SUITES: dict[str, str] = {
     "protocols": "bench.protocols",
+    "timing": "bench.capture_timing",
 }
 
 
