@@ -766,6 +766,30 @@ def _resync(buf: memoryview, start: int) -> int | None:
     return None
 
 
+def _recoverable(span: fmt.RecordSpan, payload: memoryview, declared: set[int], writer: _RecordFile) -> bool:
+    """Whether a CRC-valid record can go into the recovered clip. A sample block whose sensor record was lost gets a
+    placeholder declaration (``sensor-<index>``, site unknown) so that its samples are kept."""
+    try:
+        if span.record_type == fmt.RecordType.SENSOR:
+            info = fmt.decode_json(payload, "sensor record")
+            declared.add(int(info["index"]))
+            str(info["sensor_id"])
+        elif span.record_type == fmt.RecordType.SAMPLES:
+            view = fmt.decode_block_head(payload, 0, len(payload), "sample block")
+            if view.sensor_index not in declared:
+                placeholder = {"index": view.sensor_index, "sensor_id": f"sensor-{view.sensor_index}", "site": ""}
+                placeholder["extra"] = {"recovery": "sensor record lost; placeholder"}
+                writer.write_record(fmt.RecordType.SENSOR, fmt.encode_json(placeholder))
+                declared.add(view.sensor_index)
+        elif span.record_type in (fmt.RecordType.METADATA, fmt.RecordType.LINK_EVENT):
+            fmt.decode_json(payload, "record")
+        elif span.record_type == fmt.RecordType.SECTION:
+            fmt.decode_section(payload, "section")
+    except (RecordingFormatError, KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
 def recover(
     path: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None, *, salvage: bool = True
 ) -> RecoveryReport:
@@ -800,6 +824,7 @@ def recover(
     if out.resolve() == path.resolve():
         raise ValueError(f"{out}: the recovered copy must not overwrite the original")
     dropped: list[SkippedRecord] = []
+    declared: set[int] = set()
     writer = _RecordFile(out, overwrite=False, major=major, minor=minor)
     try:
         offset = fmt.HEADER.size
@@ -817,9 +842,11 @@ def recover(
                 if tail != fmt.TRAILER.size:
                     dropped.append(SkippedRecord(span.end, tail, "bytes after the footer"))
                 break
-            writer.write_raw_record(
-                buf[span.offset : span.end], span.record_type, buf[span.payload_start : span.payload_end]
-            )
+            payload = buf[span.payload_start : span.payload_end]
+            if not _recoverable(span, payload, declared, writer):
+                dropped.append(SkippedRecord(span.offset, span.end - span.offset, "record with undecodable content"))
+            else:
+                writer.write_raw_record(buf[span.offset : span.end], span.record_type, payload)
             offset = span.end
         recovery = {
             "source": path.name,
