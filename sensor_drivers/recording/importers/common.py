@@ -299,7 +299,7 @@ def write_clip(
     report = ImportReport(out_path, source_format, [], notes)
     with ClipWriter(out_path, metadata=meta, overwrite=overwrite) as writer:
         for sensor, site in zip(sensors, sites, strict=True):
-            writer.add_sensor({"sensor_id": sensor.sensor_id, "site": site, "transport": "file", **sensor.info})
+            writer.add_sensor({"sensor_id": sensor.sensor_id, "site": site, **sensor.info})
             writer.write_arrays(sensor.sensor_id, sensor.columns)
             report.sensors.append(
                 ImportedSensor(sensor.sensor_id, site, sensor.source_file, sensor.n_samples, sensor.notes)

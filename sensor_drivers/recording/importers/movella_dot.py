@@ -128,6 +128,7 @@ def parse_movella_dot(path: str | Path, *, mag_au_ut: float | None = None) -> Pa
     candidates = [path.name, path.stem, path.stem.split("_")[0], tag, mac, mac.replace(":", "")]
     keys = [k for k in dict.fromkeys(candidates) if k]
     info = {
+        "transport": "file",
         "protocol": FORMAT_NAME,
         "address": mac,
         "nominal_rate_hz": rate_hz,

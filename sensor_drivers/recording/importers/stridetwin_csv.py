@@ -89,7 +89,6 @@ def parse_stridetwin_csv(path: str | Path) -> tuple[list[ParsedSensor], dict[str
         site = str(record.pop("site", "") or sites.get(sid, ""))
         record.pop("sensor_id", None)
         record.pop("index", None)
-        record.setdefault("protocol", FORMAT_NAME)
         keys = [sid, *([site] if site else [])]
         sensors.append(ParsedSensor(sid, path, keys, record, columns, clock_synced=True, site_hint=site or None))
     if bad:

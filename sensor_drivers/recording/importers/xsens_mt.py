@@ -80,6 +80,7 @@ def parse_xsens_mt(path: str | Path, *, mag_au_ut: float | None = None) -> Parse
     stem_tokens = path.stem.split("_")
     keys = list(dict.fromkeys([path.name, path.stem, stem_tokens[-1], sensor_id]))
     info = {
+        "transport": "file",
         "protocol": FORMAT_NAME,
         "address": "",
         "nominal_rate_hz": rate_hz,
