@@ -687,32 +687,36 @@ def _apply_section(current: Any, mode: fmt.SectionMode, value: Any, what: str) -
 
 
 def _sensor_stream(buf: memoryview, idx: int, info: dict[str, Any], views: list[fmt.BlockView]) -> SensorStream:
+    """Concatenate a sensor's blocks into arrays: each block's column is one contiguous run of bytes in the file and in
+    the output, so assembling is one memory copy per block and column."""
     n_total = sum(v.n_samples for v in views)
+    first_rows = np.cumsum([0] + [v.n_samples for v in views])[:-1].tolist()
+    keys = [(v.n_samples, v.field_mask) for v in views]
+    layouts = {key: fmt.block_layout(*key)[0] for key in set(keys)}
+    n_blocks = sum(1 for v in views if v.n_samples)
     columns: dict[str, NDArray | None] = {}
     present: set[str] = set()
     for fld in fmt.SAMPLE_FIELDS:
-        having = [v for v in views if fld.name in v.column_spans]
         shape = (n_total,) if fld.width == 1 else (n_total, fld.width)
-        dtype = np.dtype(fld.dtype).newbyteorder("=")
-        if not having:
+        where = {key: layout[fld.name] for key, layout in layouts.items() if key[0] and fld.name in layout}
+        runs = [
+            (first_row * fld.bytes_per_sample, v.payload_start, where[key])
+            for first_row, v, key in zip(first_rows, views, keys, strict=True)
+            if key in where
+        ]
+        if not runs:
             required = fld.name in ("host_time_s", "device_time_s", "seq", "acc_m_s2", "gyr_rad_s")
-            columns[fld.name] = np.full(shape, fld.fill, dtype) if required else None
+            columns[fld.name] = np.full(shape, fld.fill, fld.dtype) if required else None
             continue
         present.add(fld.name)
-        if len(having) == len(views):
-            joined = b"".join(buf[s:e] for s, e in (v.column_spans[fld.name] for v in views))
-            columns[fld.name] = np.frombuffer(joined, fld.dtype).astype(dtype).reshape(shape)
-        else:
-            out = np.full(shape, fld.fill, dtype)
-            pos = 0
-            for v in views:
-                if fld.name in v.column_spans:
-                    s, _ = v.column_spans[fld.name]
-                    out[pos : pos + v.n_samples] = np.frombuffer(buf, fld.dtype, v.n_samples * fld.width, s).reshape(
-                        (v.n_samples, *shape[1:])
-                    )
-                pos += v.n_samples
-            columns[fld.name] = out
+        out = np.empty(shape, fld.dtype) if len(runs) == n_blocks else np.full(shape, fld.fill, fld.dtype)
+        dst = memoryview(out).cast("B")
+        for d, payload_start, (offset, size) in runs:
+            start = payload_start + offset
+            dst[d : d + size] = buf[start : start + size]
+        dst.release()
+        native = np.dtype(fld.dtype).newbyteorder("=")
+        columns[fld.name] = out.astype(native, copy=False)  # a no-op on little-endian machines
     return SensorStream(
         index=idx,
         sensor_id=info["sensor_id"],

@@ -12,6 +12,7 @@ Nothing here touches a file: :mod:`sensor_drivers.recording.clipfile` does the I
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -166,7 +167,7 @@ def encode_record(record_type: int, payload: bytes) -> bytes:
     return b"".join((head, payload, CRC.pack(crc)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecordSpan:
     """Where one valid record lies in a buffer."""
 
@@ -290,37 +291,51 @@ def encode_block(sensor_index: int, columns: Mapping[str, NDArray]) -> bytes:
     return BLOCK_HEAD.pack(sensor_index, 0, n, mask) + b"".join(parts)
 
 
-@dataclass(frozen=True)
+@functools.lru_cache(maxsize=1024)
+def block_layout(n_samples: int, field_mask: int) -> tuple[dict[str, tuple[int, int]], int]:
+    """Where each known column of a block lies relative to the payload start (offset, size in bytes), and the payload
+    size the head and the known columns need. Blocks of one sensor mostly share one layout, hence the cache."""
+    layout: dict[str, tuple[int, int]] = {}
+    pos = BLOCK_HEAD.size
+    for field in SAMPLE_FIELDS:
+        if field_mask & (1 << field.bit):
+            size = n_samples * field.bytes_per_sample
+            layout[field.name] = (pos, size)
+            pos += size
+    return layout, pos
+
+
+@dataclass(frozen=True, slots=True)
 class BlockView:
-    """A decoded block head and where each known column's bytes lie in the buffer."""
+    """A decoded block head: which sensor, how many samples, which columns, where its payload starts."""
 
     sensor_index: int
     n_samples: int
     field_mask: int
-    #: name → (start, end) byte offsets into the buffer.
-    column_spans: dict[str, tuple[int, int]]
+    payload_start: int
+
+    @property
+    def column_spans(self) -> dict[str, tuple[int, int]]:
+        """name → (start, end) byte offsets of each known column in the buffer."""
+        layout, _ = block_layout(self.n_samples, self.field_mask)
+        return {k: (self.payload_start + off, self.payload_start + off + size) for k, (off, size) in layout.items()}
 
 
-def decode_block_head(buf: memoryview, start: int, end: int, what: str) -> BlockView:
-    """Locate a block's columns without copying them."""
+def decode_block_head(buf: memoryview | bytes, start: int, end: int, what: str) -> BlockView:
+    """Locate a block's columns without copying them; checks that the record holds exactly what the head says."""
     if end - start < BLOCK_HEAD.size:
         raise RecordingFormatError(f"{what}: sample block shorter than its {BLOCK_HEAD.size}-byte head")
     sensor_index, _reserved, n, mask = BLOCK_HEAD.unpack_from(buf, start)
     if not mask & (1 << HOST_TIME_BIT):
         raise RecordingFormatError(f"{what}: sample block without host_time_s")
-    spans: dict[str, tuple[int, int]] = {}
-    pos = start + BLOCK_HEAD.size
-    for field in SAMPLE_FIELDS:
-        if mask & (1 << field.bit):
-            size = n * field.bytes_per_sample
-            spans[field.name] = (pos, pos + size)
-            pos += size
-    if pos > end or (pos < end and not mask & ~KNOWN_FIELD_MASK):
+    _, needed = block_layout(n, mask & KNOWN_FIELD_MASK)
+    has_unknown = bool(mask & ~KNOWN_FIELD_MASK)
+    if start + needed > end or (start + needed < end and not has_unknown):
         raise RecordingFormatError(
-            f"{what}: sample block of {n} samples with field mask 0x{mask:X} needs {pos - start} bytes, "
+            f"{what}: sample block of {n} samples with field mask 0x{mask:X} needs {needed} bytes, "
             f"the record holds {end - start}"
         )
-    return BlockView(sensor_index, n, mask, spans)
+    return BlockView(sensor_index, n, mask & KNOWN_FIELD_MASK, start)
 
 
 # ---------------------------------------------------------------------------------------------------------- sections
