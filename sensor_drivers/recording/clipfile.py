@@ -623,30 +623,17 @@ def _assemble(path: Path, buf: memoryview, scan: _Scan, finished: bool, index: d
             info = fmt.decode_json(payload, what)
             try:
                 idx = int(info["index"])
+                str(info["sensor_id"])
                 sensor_records[idx] = deep_merge(sensor_records.get(idx, {}), info)
             except (KeyError, TypeError, ValueError):
-                raise RecordingFormatError(f"{what}: sensor record without a valid index") from None
+                raise RecordingFormatError(f"{what}: sensor record without a valid index and sensor_id") from None
         elif rtype == fmt.RecordType.SAMPLES:
             view = fmt.decode_block_head(buf, span.payload_start, span.payload_end, what)
             if view.sensor_index not in sensor_records:
                 raise RecordingFormatError(f"{what}: samples for sensor #{view.sensor_index}, which is not declared")
             blocks.setdefault(view.sensor_index, []).append(view)
         elif rtype == fmt.RecordType.LINK_EVENT:
-            ev = fmt.decode_json(payload, what)
-            try:
-                state: LinkState | str = LinkState(ev["state"])
-            except ValueError:
-                state = ev["state"]
-            link_events.append(
-                LinkEvent(
-                    sensor_id=ev["sensor_id"],
-                    site=_parse_site(ev["site"]),  # type: ignore[arg-type]
-                    state=state,  # type: ignore[arg-type]
-                    host_time_s=float(ev["host_time_s"]),
-                    reason=ev.get("reason", ""),
-                    n_missing=ev.get("n_missing"),
-                )
-            )
+            link_events.append(_link_event(payload, what))
         elif rtype == fmt.RecordType.SECTION:
             name, mode, value = fmt.decode_section(payload, what)
             sections[name] = _apply_section(sections.get(name), mode, value, what)
@@ -668,6 +655,28 @@ def _assemble(path: Path, buf: memoryview, scan: _Scan, finished: bool, index: d
         skipped_records=skipped,
         index=index,
     )
+
+
+def _link_event(payload: memoryview | bytes, what: str) -> LinkEvent:
+    """A LINK_EVENT record; a state this version does not know is kept as its string."""
+    ev = fmt.decode_json(payload, what)
+    try:
+        try:
+            state: LinkState | str = LinkState(ev["state"])
+        except ValueError:
+            state = str(ev["state"])
+        return LinkEvent(
+            sensor_id=str(ev["sensor_id"]),
+            site=_parse_site(str(ev["site"])),  # type: ignore[arg-type]
+            state=state,  # type: ignore[arg-type]
+            host_time_s=float(ev["host_time_s"]),
+            reason=str(ev.get("reason") or ""),
+            n_missing=ev.get("n_missing"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordingFormatError(
+            f"{what}: malformed link event ({exc!r}); needs sensor_id, site, state, host_time_s"
+        ) from None
 
 
 def _apply_section(current: Any, mode: fmt.SectionMode, value: Any, what: str) -> Any:
@@ -776,8 +785,8 @@ def _recoverable(span: fmt.RecordSpan, payload: memoryview, declared: set[int], 
     try:
         if span.record_type == fmt.RecordType.SENSOR:
             info = fmt.decode_json(payload, "sensor record")
-            declared.add(int(info["index"]))
             str(info["sensor_id"])
+            declared.add(int(info["index"]))
         elif span.record_type == fmt.RecordType.SAMPLES:
             view = fmt.decode_block_head(payload, 0, len(payload), "sample block")
             if view.sensor_index not in declared:
@@ -785,8 +794,11 @@ def _recoverable(span: fmt.RecordSpan, payload: memoryview, declared: set[int], 
                 placeholder["extra"] = {"recovery": "sensor record lost; placeholder"}
                 writer.write_record(fmt.RecordType.SENSOR, fmt.encode_json(placeholder))
                 declared.add(view.sensor_index)
-        elif span.record_type in (fmt.RecordType.METADATA, fmt.RecordType.LINK_EVENT):
-            fmt.decode_json(payload, "record")
+        elif span.record_type == fmt.RecordType.METADATA:
+            if not isinstance(fmt.decode_json(payload, "metadata"), dict):
+                return False
+        elif span.record_type == fmt.RecordType.LINK_EVENT:
+            _link_event(payload, "link event")
         elif span.record_type == fmt.RecordType.SECTION:
             fmt.decode_section(payload, "section")
     except (RecordingFormatError, KeyError, TypeError, ValueError):

@@ -342,6 +342,24 @@ def test_bit_flip_in_a_block_is_a_clear_crc_error_and_recovery_salvages_the_rest
     assert sorted(lost.values()) == [0, 0, 0, 0, 64]  # exactly one block of one sensor
 
 
+def test_a_well_framed_but_malformed_record_is_a_clear_error_and_recovery_drops_it(tmp_path):
+    """A writer bug: a CRC-valid link event without its state."""
+    body = b"".join(
+        [
+            fmt.encode_header(),
+            fmt.encode_record(fmt.RecordType.METADATA, fmt.encode_json({"schema_version": "1.0"})),
+            fmt.encode_record(fmt.RecordType.LINK_EVENT, fmt.encode_json({"sensor_id": "A", "site": "pelvis"})),
+        ]
+    )
+    path = tmp_path / "bug.stclip"
+    path.write_bytes(body)
+    with pytest.raises(RecordingFormatError, match=r"record #1 at byte \d+: malformed link event"):
+        read_clip(path, allow_unfinished=True)
+    report = recover(path)
+    assert [d.reason for d in report.dropped] == ["record with undecodable content"]
+    assert read_clip(report.out_path).link_events == []
+
+
 def test_tampered_but_crc_valid_file_fails_the_checksum(tmp_path):
     """Swap two whole, valid records: every CRC still matches, only the footer's SHA-256 notices."""
     path = _finished_clip(tmp_path)
