@@ -246,6 +246,35 @@ def parse_numeric_rows(
     return TextTable(header, values, kept, notes)
 
 
+def drop_empty_columns(table: TextTable) -> TextTable:
+    """Without the columns that hold no value at all (MT Manager writes empty UTC and SampleTimeFine columns when those
+    outputs were off), so that such a column counts as absent."""
+    if len(table.values) == 0:
+        return table
+    keep = np.any(np.isfinite(table.values), axis=0)
+    if np.all(keep):
+        return table
+    header = [h for h, k in zip(table.header, keep, strict=True) if k]
+    return TextTable(header, table.values[:, keep], table.line_numbers, table.notes)
+
+
+def keep_valid_counters(table: TextTable, names: Sequence[str], path: Path) -> TextTable:
+    """Drop the rows whose counter/clock columns (those of ``names`` present) are not whole numbers ≥ 0, with a note;
+    a row without its timestamp cannot be placed in time."""
+    idx = [table.header.index(n) for n in names if n in table.header]
+    if not idx:
+        return table
+    values = table.values[:, idx]
+    ok = np.all(np.isfinite(values) & (values >= 0) & (values < 2.0**53) & (np.floor(values) == values), axis=1)
+    if np.all(ok):
+        return table
+    bad = [table.line_numbers[i] for i in np.flatnonzero(~ok)]
+    wanted = "/".join(table.header[i] for i in idx)
+    note = f"{path.name}: dropped {len(bad)} row(s) without a valid {wanted} (lines {_ranges(bad)})"
+    return TextTable(table.header, table.values[ok], [n for n, k in zip(table.line_numbers, ok, strict=True) if k],
+                     [*table.notes, note])  # fmt: skip
+
+
 def _delim_name(delimiter: str) -> str:
     return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
 

@@ -30,6 +30,8 @@ from sensor_drivers.errors import RecordingFormatError
 from sensor_drivers.recording.importers.common import (
     ParsedSensor,
     columns_3,
+    drop_empty_columns,
+    keep_valid_counters,
     parse_numeric_rows,
     quat_from_euler_zyx_deg,
     rates_from_increments,
@@ -67,10 +69,13 @@ def parse_movella_dot(path: str | Path, *, mag_au_ut: float | None = None) -> Pa
         raise RecordingFormatError(f"{path}: not {EXPECTED}; no such header row in its first lines")
     header = [c.strip() for c in lines[header_at].split(",")]
     table = parse_numeric_rows(lines[header_at + 1 :], header_at + 2, header, ",", path)
+    table = keep_valid_counters(drop_empty_columns(table), ["PacketCounter", "SampleTimeFine"], path)
     notes = list(table.notes)
     if len(table.values) == 0:
         raise RecordingFormatError(f"{path}: no valid data rows after the header; expected {EXPECTED}")
     h, v = table.header, table.values
+    if "SampleTimeFine" not in h:
+        raise RecordingFormatError(f"{path}: the SampleTimeFine column holds no values; cannot time the samples")
 
     ticks = unwrap_counter(v[:, h.index("SampleTimeFine")].astype(np.int64), SAMPLE_TIME_FINE_MODULUS)
     device_time_s = ticks * SAMPLE_TIME_FINE_TICK_S

@@ -112,6 +112,22 @@ def _columns(
         except ValueError:
             dropped.append(line_number)
     table = np.array(values, dtype=float).reshape(len(values), len(idx))
+    # A row needs a finite host time; counters must be whole numbers ≥ 0 where given (empty = absent).
+    ok = np.ones(len(table), bool)
+    pos = 0
+    for f, cols in fields.items():
+        block = table[:, pos : pos + len(cols)]
+        pos += len(cols)
+        if f == "host_time_s":
+            ok &= np.isfinite(block[:, 0])
+        elif f in _INT_FIELDS:
+            limit = 2.0**53 if f == "seq" else 2.0**31
+            given = np.isfinite(block[:, 0])
+            ok &= ~given | ((block[:, 0] >= 0) & (block[:, 0] < limit) & (np.floor(block[:, 0]) == block[:, 0]))
+    unparsed = set(dropped)
+    lines = [line_number for line_number, _ in rows if line_number not in unparsed]
+    dropped += [n for n, k in zip(lines, ok, strict=True) if not k]
+    table = table[ok]
     out: dict[str, np.ndarray] = {}
     pos = 0
     for f, cols in fields.items():

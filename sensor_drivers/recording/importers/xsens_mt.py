@@ -29,6 +29,8 @@ from sensor_drivers.recording.importers.common import (
     ParsedSensor,
     TextTable,
     columns_3,
+    drop_empty_columns,
+    keep_valid_counters,
     parse_numeric_rows,
     quat_from_euler_zyx_deg,
     quat_from_matrix_columns,
@@ -68,6 +70,7 @@ def parse_xsens_mt(path: str | Path, *, mag_au_ut: float | None = None) -> Parse
     if ("PacketCounter" not in header and "SampleTimeFine" not in header) or not has_motion:
         raise RecordingFormatError(f"{path}: not {EXPECTED}; found header {header_line[:120]!r}")
     table = parse_numeric_rows(lines[i + 1 :], i + 2, header, delimiter, path)
+    table = keep_valid_counters(drop_empty_columns(table), ["PacketCounter", "SampleTimeFine"], path)
     notes = list(table.notes)
     if len(table.values) == 0:
         raise RecordingFormatError(f"{path}: no valid data rows after the header; expected {EXPECTED}")
@@ -168,6 +171,11 @@ def _columns(
 
     # A row with a counter but no measurement is a sample the station did not receive, not a sample.
     measured = [m for m in (acc, gyr, quat, free) if m is not None]
+    if not measured:
+        raise RecordingFormatError(
+            f"{path}: no complete measurement columns (Acc_X/Y/Z, Gyr_X/Y/Z, Quat_q0..q3, Mat[1][1]..Mat[3][3], "
+            f"Roll/Pitch/Yaw, FreeAcc_*); expected {EXPECTED}"
+        )
     has_data = np.any(np.stack([np.any(np.isfinite(m), axis=1) for m in measured]), axis=0)
     if not np.all(has_data):
         notes.append(f"{path.name}: {int(np.sum(~has_data))} row(s) with a counter but no data left out (loss)")
@@ -176,9 +184,9 @@ def _columns(
     counter = v[:, h.index("PacketCounter")] if "PacketCounter" in h else None
     stf = v[:, h.index("SampleTimeFine")] if "SampleTimeFine" in h else None
     cols: dict[str, np.ndarray] = {}
-    if counter is not None and np.all(np.isfinite(counter)):
+    if counter is not None:
         cols["seq"] = unwrap_counter(counter.astype(np.int64), PACKET_COUNTER_MODULUS)
-    if stf is not None and np.all(np.isfinite(stf)):
+    if stf is not None:
         ticks = unwrap_counter(stf.astype(np.int64), SAMPLE_TIME_FINE_MODULUS)
         cols["device_time_s"] = ticks * SAMPLE_TIME_FINE_TICK_S
     elif "seq" in cols:
@@ -186,7 +194,7 @@ def _columns(
         notes.append(f"{path.name}: no SampleTimeFine; device time = PacketCounter / {rate_hz:g} Hz")
     else:
         raise RecordingFormatError(
-            f"{path}: neither a complete SampleTimeFine nor a complete PacketCounter column; cannot time the samples"
+            f"{path}: neither SampleTimeFine nor PacketCounter holds values; cannot time samples"
         )
     nan3 = np.full((n, 3), np.nan)
     cols["acc_m_s2"] = acc if acc is not None else nan3
