@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +32,8 @@ from sensor_drivers.recording import format as fmt
 from sensor_drivers.recording.privacy import check_no_identity
 from sensor_drivers.sample import ImuSample, LinkEvent, LinkState, StreamItem
 from sensor_drivers.sites import Site
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_SAMPLES = 64
 DEFAULT_MAX_BLOCK_AGE_S = 0.25
@@ -270,6 +273,8 @@ class ClipWriter:
         self._file.write_record(fmt.RecordType.METADATA, payload)
         self._sensors: dict[str, _SensorState] = {}
         self._oldest_pending: float | None = None
+        #: Malformed samples that could not be stored (see :meth:`_encode_salvaging`).
+        self.n_rejected = 0
         for info in sensors:
             self.add_sensor(info)
         self._file.sync()
@@ -371,12 +376,31 @@ class ClipWriter:
     def _write_block(self, state: _SensorState) -> None:
         if not state.pending:
             return
-        payload = fmt.encode_block(state.index, fmt.columns_from_samples(state.pending))
+        try:
+            payload = fmt.encode_block(state.index, fmt.columns_from_samples(state.pending))
+        except (ValueError, TypeError):
+            payload = self._encode_salvaging(state)
         state.pending = []
         state.pending_since = None
         self._file.write_record(fmt.RecordType.SAMPLES, payload)
         times = [s.pending_since for s in self._sensors.values() if s.pending_since is not None]
         self._oldest_pending = min(times) if times else None
+
+    def _encode_salvaging(self, state: _SensorState) -> bytes:
+        """A block of the pending samples that can be stored; malformed ones (a driver bug: a vector of the wrong
+        length, a non-number) are counted in ``n_rejected`` and logged instead of blocking every later block."""
+        good = []
+        for sample in state.pending:
+            try:
+                fmt.encode_block(state.index, fmt.columns_from_samples([sample]))
+            except (ValueError, TypeError) as exc:
+                self.n_rejected += 1
+                _log.warning("%s: sample of %s not recorded (%s): %r", self.path, sample.sensor_id, exc, sample)
+            else:
+                good.append(sample)
+        if not good:
+            return fmt.encode_block(state.index, {"host_time_s": np.empty(0)})
+        return fmt.encode_block(state.index, fmt.columns_from_samples(good))
 
     def poll(self) -> None:
         """Write blocks older than ``max_block_age_s`` and fsync if ``fsync_interval_s`` has passed. Cheap."""
@@ -505,6 +529,10 @@ class Clip:
     @property
     def recovered(self) -> bool:
         return bool(self.metadata.get("recovered"))
+
+    def at_site(self, site: Site | str) -> SensorStream | None:
+        """The stream of the sensor on ``site`` (the first, if a clip has two), or ``None``."""
+        return next((s for s in self.sensors.values() if str(s.site) == str(site)), None)
 
 
 def _parse_site(text: str) -> Site | str:

@@ -69,6 +69,7 @@ def test_round_trip_is_bit_exact(tmp_path):
         assert stream.free_acc_m_s2 is None
     assert clip.sensors["S0"].nominal_rate_hz == RATE_HZ
     assert clip.sensors["S0"].site is Site.PELVIS
+    assert clip.at_site(Site.SHANK_L) is clip.sensors["S3"]
     # the float32 columns are the samples' values rounded to float32, the float64 ones exact
     first = samples[0]
     np.testing.assert_array_equal(clip.sensors["S0"].acc_m_s2[0], np.float32(first.acc_m_s2))
@@ -175,6 +176,16 @@ def test_never_overwrites_and_refuses_writes_after_close(tmp_path):
         ClipWriter(path)
     with pytest.raises(ValueError, match="finished"):
         w.write_section("late", {"a": 1})
+
+
+def test_a_malformed_sample_is_rejected_without_losing_its_block(tmp_path):
+    path = tmp_path / "bad-sample.stclip"
+    with ClipWriter(path, block_samples=4) as w:
+        for k in range(8):
+            acc = (0.0, 9.8) if k == 2 else (0.0, 0.0, 9.8)  # a driver bug: a 2-vector
+            w.add(ImuSample("A", Site.PELVIS, None, float(k), k, acc, (0.0, 0.0, 0.0)))
+    assert w.n_rejected == 1
+    np.testing.assert_array_equal(read_clip(path).sensors["A"].seq, [0, 1, 3, 4, 5, 6, 7])
 
 
 def test_nan_in_json_is_refused_with_a_clear_error(tmp_path):
