@@ -88,7 +88,7 @@ def parse_movella_dot(path: str | Path, *, mag_au_ut: float | None = None) -> Pa
     acc = columns_3(table, ["Acc_X", "Acc_Y", "Acc_Z"])
     gyr_deg = columns_3(table, ["Gyr_X", "Gyr_Y", "Gyr_Z"])
     gyr = np.deg2rad(gyr_deg) if gyr_deg is not None else None
-    if acc is None or gyr is None:
+    if (acc is None or gyr is None) and rate_hz is not None:
         inc_gyr, inc_acc = rates_from_increments(
             columns_3(table, ["dq_W", "dq_X", "dq_Y", "dq_Z"]), columns_3(table, ["dv_X", "dv_Y", "dv_Z"]), rate_hz
         )
@@ -155,15 +155,15 @@ def parse_movella_dot(path: str | Path, *, mag_au_ut: float | None = None) -> Pa
     )
 
 
-def _rate_hz(meta: dict[str, str], device_time_s: np.ndarray) -> float:
-    """The output rate from the header (``OutputRate:,60Hz``), else from the median SampleTimeFine step."""
+def _rate_hz(meta: dict[str, str], device_time_s: np.ndarray) -> float | None:
+    """The output rate from the header (``OutputRate:,60Hz``), else from the median SampleTimeFine step, else None."""
     match = re.search(r"([0-9.]+)\s*Hz", meta.get("OutputRate", ""))
-    if match:
+    if match and float(match.group(1)) > 0:
         return float(match.group(1))
     steps = np.diff(device_time_s)
     steps = steps[steps > 0]
     if len(steps) == 0:
-        return float("nan")
+        return None
     measured = 1.0 / float(np.median(steps))
     nearest = min(DOT_OUTPUT_RATES_HZ, key=lambda r: abs(r - measured))
     return float(nearest) if abs(nearest - measured) <= 0.02 * nearest else round(measured, 3)

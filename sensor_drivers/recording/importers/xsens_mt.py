@@ -45,6 +45,9 @@ EXPECTED += "PacketCounter and Acc_X, Acc_Y, Acc_Z or an orientation)"
 SAMPLE_TIME_FINE_TICK_S = 1e-4
 SAMPLE_TIME_FINE_MODULUS = 1 << 32
 PACKET_COUNTER_MODULUS = 1 << 16
+#: The first column of each measurement group; a file without any of them is not an IMU export.
+_MEASUREMENT_COLUMNS = {"Acc_X", "Gyr_X", "Quat_q0", "Mat[1][1]", "Roll", "Euler_X", "FreeAcc_X", "FreeAcc_E"}
+_MEASUREMENT_COLUMNS |= {"VelInc_X", "OriInc_q0"}
 _DEVICE_ID = re.compile(r"(?<![0-9A-Fa-f])([0-9A-Fa-f]{8})$")
 
 
@@ -66,7 +69,7 @@ def parse_xsens_mt(path: str | Path, *, mag_au_ut: float | None = None) -> Parse
     header = [h.strip() for h in header_line.split(delimiter)]
     if header and not header[-1]:
         header.pop()
-    has_motion = {"Acc_X", "Acc_Y", "Acc_Z"} <= set(header) or "Quat_q0" in header or "Mat[1][1]" in header
+    has_motion = bool(set(header) & _MEASUREMENT_COLUMNS)
     if ("PacketCounter" not in header and "SampleTimeFine" not in header) or not has_motion:
         raise RecordingFormatError(f"{path}: not {EXPECTED}; found header {header_line[:120]!r}")
     table = parse_numeric_rows(lines[i + 1 :], i + 2, header, delimiter, path)
@@ -75,7 +78,7 @@ def parse_xsens_mt(path: str | Path, *, mag_au_ut: float | None = None) -> Parse
     if len(table.values) == 0:
         raise RecordingFormatError(f"{path}: no valid data rows after the header; expected {EXPECTED}")
 
-    rate_hz = _update_rate_hz(meta, path)
+    rate_hz = _update_rate_hz(meta, table, path)
     cols, more_notes = _columns(table, rate_hz, mag_au_ut, path)
     notes.extend(more_notes)
 
@@ -108,14 +111,19 @@ def parse_xsens_mt(path: str | Path, *, mag_au_ut: float | None = None) -> Parse
     )
 
 
-def _update_rate_hz(meta: dict[str, str], path: Path) -> float:
-    text = meta.get("Update Rate", "")
-    match = re.search(r"([0-9.]+)\s*Hz", text)
-    if not match:
-        raise RecordingFormatError(
-            f"{path}: the header has no '// Update Rate: <n>Hz' line, needed to time the samples; expected {EXPECTED}"
-        )
-    return float(match.group(1))
+def _update_rate_hz(meta: dict[str, str], table: TextTable, path: Path) -> float:
+    """From ``// Update Rate: 100.0Hz``, else from the median SampleTimeFine step."""
+    match = re.search(r"([0-9.]+)\s*Hz", meta.get("Update Rate", ""))
+    if match and float(match.group(1)) > 0:
+        return float(match.group(1))
+    if "SampleTimeFine" in table.header and len(table.values) > 1:
+        steps = np.diff(table.values[:, table.header.index("SampleTimeFine")])
+        steps = steps[steps > 0]
+        if len(steps):
+            return round(1.0 / (float(np.median(steps)) * SAMPLE_TIME_FINE_TICK_S), 3)
+    raise RecordingFormatError(
+        f"{path}: no '// Update Rate: <n>Hz' header line and no SampleTimeFine to time the samples; expected {EXPECTED}"
+    )
 
 
 def _device_id(path: Path, meta: dict[str, str]) -> str:
