@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def _find_shared_data() -> Path:
-    """``../shared/data`` beside the repository; from a git worktree (``/work/wt/<branch>``) the first ancestor that
-    has ``shared/data``."""
-    for parent in REPO_ROOT.parents:
-        candidate = parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return REPO_ROOT.parent / "shared" / "data"
+    """The development data sets live beside the repository (``../shared/data``); CI may not have them.
+
+    ``STRIDETWIN_SHARED_DATA`` overrides; otherwise the nearest ``shared/data`` above the repository is used, so that
+    git worktrees nested one level deeper find the same folder.
+    """
+    if override := os.environ.get("STRIDETWIN_SHARED_DATA"):
+        return Path(override)
+    repo_root = Path(__file__).resolve().parents[1]
+    for parent in repo_root.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return repo_root.parent / "shared" / "data"
 
 
-#: The development data sets live beside the repository (``../shared/data``); CI may not have them.
 SHARED_DATA_DIR = _find_shared_data()
 
 

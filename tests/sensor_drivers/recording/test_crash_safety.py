@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.recording import peak_rss_of_recording
 from sensor_drivers.recording.clipfile import UnfinishedClipError, read_clip, recover
-from tests.conftest import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 #: A real-time 5 × 200 Hz writer that prints, after each batch, the host time and count of the last sample it added.
 _WRITER = """

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +18,9 @@ from sensor_drivers.recording.clipfile import read_clip
 from sensor_drivers.recording.recorder import record_driver
 from sensor_drivers.recording.stats import inspect_clip
 from sensor_drivers.sample import LinkState, StreamItem
-from tests.conftest import REPO_ROOT
 from tests.sensor_drivers.recording.generated_driver import GeneratedKitDriver
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _assert_contiguous(clip) -> None:
