@@ -29,6 +29,12 @@ class DecoderStats:
     bytes_discarded: int = 0
     #: Well-formed frames of a type the decoder does not use (kept count only).
     frames_ignored: int = 0
+    #: Frames with a valid checksum whose content is inconsistent (length does not match its flags, impossible
+    #: field values): a firmware bug rather than line noise, so counted apart from checksum errors.
+    frames_malformed: int = 0
+    #: Decoded frames that could not form a complete reading (a WitMotion output cycle that lost its acceleration
+    #: or angular-velocity frame), dropped.
+    readings_incomplete: int = 0
     #: Readings emitted.
     readings_out: int = 0
 

@@ -8,7 +8,10 @@ import json
 import sys
 
 #: Benchmark suites by name → module under ``bench/``. Each module has ``run(quick: bool) -> dict``.
-SUITES: dict[str, str] = {"recording": "bench.recording"}
+SUITES: dict[str, str] = {
+    "protocols": "bench.protocols",
+    "recording": "bench.recording",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
