@@ -109,12 +109,16 @@ def resolve_sites(sensors: Sequence[ParsedSensor], mapping: Mapping[str, Site]) 
 def unwrap_counter(raw: NDArray, modulus: int) -> NDArray[np.int64]:
     """An unsigned counter (packet counter, tick clock) made monotonic across wraps at ``modulus``.
 
-    Assumes each step is forward by less than a full wrap (true for consecutive rows of an export).
+    The rule of :mod:`sensor_drivers.protocols.counters`, vectorised for a file's rows: a forward step of less than
+    half the range (modulo the range) is a step, wraps included; a larger one can only be a device restart, and the
+    count continues one tick after the previous value plus the new raw value.
     """
     raw = np.asarray(raw, dtype=np.int64)
     if len(raw) == 0:
         return raw
     steps = np.mod(np.diff(raw), modulus)
+    restart = steps >= modulus // 2
+    steps[restart] = 1 + raw[1:][restart]
     return np.concatenate([[raw[0]], raw[0] + np.cumsum(steps)])
 
 

@@ -10,6 +10,7 @@ from sensor_drivers.quaternion import rotate
 from sensor_drivers.recording.clipfile import ClipWriter, read_clip
 from sensor_drivers.recording.csv_format import HEADER, export_csv
 from sensor_drivers.recording.importers import import_files, parse_movella_dot, parse_xsens_mt
+from sensor_drivers.recording.importers.common import unwrap_counter
 from sensor_drivers.sample import DeviceStatus, ImuSample, LinkEvent, LinkState
 from sensor_drivers.sites import Site
 
@@ -86,6 +87,16 @@ def test_movella_dot_realtime_export_keeps_free_acceleration_apart(shared_data_d
 
 
 # ------------------------------------------------------------------------------------------------ written here
+def test_unwrap_counter_follows_the_protocol_rule():
+    """Wraps are steps; a step of half the range or more is a restart (as sensor_drivers.protocols.counters)."""
+    from sensor_drivers.protocols.counters import CounterUnwrapper
+
+    raw = [65534, 65535, 1, 40000, 5, 6]
+    streaming = CounterUnwrapper(16)
+    np.testing.assert_array_equal(unwrap_counter(np.array(raw), 1 << 16), [streaming.unwrap(r) for r in raw])
+
+
+
 def _xsens_text(rows: list[str], header: str) -> str:
     return (
         "// Start Time: Unknown\n// Update Rate: 100.0Hz\n// Firmware Version: 4.0.2\n"
