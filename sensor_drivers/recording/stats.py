@@ -12,7 +12,8 @@ Definitions (also in ``docs/cli-json.md``, schema ``stridetwin.inspect/1``):
   host clock; reported on the host clock, in seconds since the clip's first sample.
 - **jitter**: host inter-arrival intervals outside gaps: their standard deviation, and the 99th percentile of their
   absolute deviation from the median interval, in ms.
-- **clock drift**: :func:`estimate_drift_ppm`, positive when the device clock runs fast against the host clock.
+- **clock drift**: :func:`estimate_drift_ppm`, in the model ``host = offset + (1 + drift_ppm·1e-6)·device + latency``
+  of ``sensor_drivers.timing.clock`` (positive: the device clock runs slow against the host clock).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ _SEQ_MODULI = (1 << 8, 1 << 16, 1 << 32)
 
 
 def estimate_drift_ppm(device_time_s: ArrayLike, host_time_s: ArrayLike, *, n_windows: int = 40) -> float | None:
-    """Device clock rate against the host clock, in ppm (positive: the device clock runs fast); ``None`` when the
-    device times span less than :data:`MIN_DRIFT_SPAN_S`, are missing or not increasing.
+    """Clock drift in ppm as in ``host = offset + (1 + drift_ppm·1e-6)·device + latency`` (positive: the host clock
+    advances more per device second, i.e. the device clock runs slow); ``None`` when the device times span less than
+    :data:`MIN_DRIFT_SPAN_S`, are missing or not increasing.
 
     Host receive time = device time mapped to the host clock + a non-negative transport delay, so the samples with
     the least delay lie on the lower envelope of ``host − device``. The span is cut into ``n_windows`` windows, the
@@ -62,8 +64,8 @@ def estimate_drift_ppm(device_time_s: ArrayLike, host_time_s: ArrayLike, *, n_wi
     firsts = order[np.r_[True, np.diff(which[order]) != 0]]
     if len(firsts) < 3:
         return None
-    slope = sps.theilslopes(offset[firsts], device[firsts]).slope  # d(host − device)/d(device) = rate_h/rate_d − 1
-    return float((1.0 / (1.0 + slope) - 1.0) * 1e6)
+    slope = sps.theilslopes(offset[firsts], device[firsts]).slope  # d(host − device)/d(device) = drift
+    return float(slope * 1e6)
 
 
 def unwrap_seq(seq: ArrayLike) -> tuple[np.ndarray, int]:

@@ -39,8 +39,8 @@ def _stream(host, device=None, seq=None, rate_hz=RATE_HZ, extra=None) -> SensorS
 def test_drift_is_recovered_from_lower_envelope_despite_latency(drift_ppm):
     rng = np.random.default_rng(1)
     device = np.arange(0, 300, 1 / RATE_HZ)  # 5 minutes
-    # the device clock runs fast by drift_ppm: one host second shows 1 + drift device seconds
-    host = 1234.5 + device / (1 + drift_ppm * 1e-6) + rng.exponential(0.008, len(device)) + 0.003
+    # host = offset + (1 + drift)·device + latency ≥ 0 (the model of sensor_drivers.timing.clock)
+    host = 1234.5 + device * (1 + drift_ppm * 1e-6) + rng.exponential(0.008, len(device)) + 0.003
     assert estimate_drift_ppm(device, host) == pytest.approx(drift_ppm, abs=2.0)
 
 
