@@ -13,7 +13,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "record",
         help="record sensors into a clip (crash-safe; Ctrl-C stops and keeps everything)",
         description="Sources: sim:PROFILE, serial:PORT?protocol=…&site=…, ble:ADDRESS?protocol=…&site=… "
-        "(see `stridetwin sensors`).",
+        "(see the driver registry).",
     )
     parser.add_argument("--source", required=True, help="sensor source string, e.g. sim:hemiparetic")
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="seconds (default: until Ctrl-C)")
