@@ -11,6 +11,7 @@ import sys
 SUITES: dict[str, str] = {
     "protocols": "bench.protocols",
     "timing": "bench.capture_timing",
+    "recording": "bench.recording",
 }
 
 
