@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats as sps
 
 from sensor_drivers.recording.clipfile import Clip, SensorStream
 from sensor_drivers.sample import LinkState
+from sensor_drivers.timing.clock import ClockSync
 
 INSPECT_SCHEMA = "stridetwin.inspect/1"
 DEFAULT_GAP_FACTOR = 4.0
@@ -38,34 +38,21 @@ MIN_DRIFT_SPAN_S = 10.0
 _SEQ_MODULI = (1 << 8, 1 << 16, 1 << 32)
 
 
-def estimate_drift_ppm(device_time_s: ArrayLike, host_time_s: ArrayLike, *, n_windows: int = 40) -> float | None:
+def estimate_drift_ppm(device_time_s: ArrayLike, host_time_s: ArrayLike) -> float | None:
     """Clock drift in ppm as in ``host = offset + (1 + drift_ppm·1e-6)·device + latency`` (positive: the host clock
     advances more per device second, i.e. the device clock runs slow); ``None`` when the device times span less than
     :data:`MIN_DRIFT_SPAN_S`, are missing or not increasing.
 
-    Host receive time = device time mapped to the host clock + a non-negative transport delay, so the samples with
-    the least delay lie on the lower envelope of ``host − device``. The span is cut into ``n_windows`` windows, the
-    smallest offset of each is kept, and a Theil-Sen line (robust to a window without a fast packet) is fitted
-    through those minima (the lower-envelope idea of Moon, Skelly & Towsley 1999, "Estimation and removal of clock
-    skew from network delay measurements").
-
-    A simple stand-in: ``sensor_drivers.timing.clock`` fits the full device → host model used for resampling.
+    The fit is the one resampling uses (:class:`sensor_drivers.timing.clock.ClockSync`, a lower-envelope line after
+    Moon, Skelly & Towsley 1999), so inspection reports the drift the rest of the pipeline corrects for.
     """
     device = np.asarray(device_time_s, dtype=float)
     host = np.asarray(host_time_s, dtype=float)
     ok = np.isfinite(device) & np.isfinite(host)
     device, host = device[ok], host[ok]
-    if len(device) < 2 * n_windows or device[-1] - device[0] < MIN_DRIFT_SPAN_S or np.any(np.diff(device) < 0):
+    if len(device) < 2 or device[-1] - device[0] < MIN_DRIFT_SPAN_S or np.any(np.diff(device) <= 0):
         return None
-    offset = host - device
-    edges = np.linspace(device[0], device[-1], n_windows + 1)
-    which = np.clip(np.searchsorted(edges, device, side="right") - 1, 0, n_windows - 1)
-    order = np.lexsort((offset, which))  # by window, then by offset: the first of each window is its minimum
-    firsts = order[np.r_[True, np.diff(which[order]) != 0]]
-    if len(firsts) < 3:
-        return None
-    slope = sps.theilslopes(offset[firsts], device[firsts]).slope  # d(host − device)/d(device) = drift
-    return float(slope * 1e6)
+    return float(ClockSync().fit(device, host).drift_ppm_)
 
 
 def unwrap_seq(seq: ArrayLike) -> tuple[np.ndarray, int]:
