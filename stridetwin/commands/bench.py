@@ -8,7 +8,7 @@ import json
 import sys
 
 #: Benchmark suites by name → module under ``bench/``. Each module has ``run(quick: bool) -> dict``.
-SUITES: dict[str, str] = {}
+SUITES: dict[str, str] = {"sim": "bench.sim"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
