@@ -88,8 +88,9 @@ class LocomotionConfig:
     torque_fraction_range: tuple[float, float] = (0.2, 1.0)
     #: Sliding window of the goal terms, s.
     goal_window_s: float = 1.0
-    #: A foot must be off the ground this long before its next contact counts as a touchdown (debounce), s.
-    min_swing_s: float = 0.1
+    #: A foot must be off the ground this long before its next contact counts as a touchdown, s: shorter than any
+    #: swing phase (≈ 0.35 s at 1.4 m/s, longer when slower), longer than a toe scuff or a mid-stance lift.
+    min_swing_s: float = 0.2
     #: Without a touchdown for this long the measured stride length is 0 (the walker stopped stepping), s.
     stride_timeout_s: float = 2.0
     #: Fall: pelvis height above the ground below this fraction of the reference's.

@@ -1,9 +1,11 @@
 """Analytic reference motions for tests, benchmarks and smoke runs: quiet standing and a sinusoidal gait.
 
 These have no clinical meaning. The gait is a smooth, exactly periodic joint pattern with the shapes of healthy
-sagittal-plane kinematics (hip 30° flexion at heel strike to 10° extension, a 60° knee swing peak, a few degrees of
-ankle motion; cf. Winter 2009, ch. 5), the root moving at constant speed along +x at the height where the lower sole
-just touches flat ground. The healthy motion library from recorded clips replaces it for training.
+sagittal-plane kinematics (hip 30° flexion in late swing to 10° extension, a 12° loading-response and a 60° swing
+knee flexion, ankle foot-flat, stance dorsiflexion, push-off and swing dorsiflexion; cf. Winter 2009, ch. 5), the
+root moving at constant speed along +x at the height where the lower sole just touches flat ground. Phase 0 is the
+right foot's swing-to-stance transition; the left foot is half a cycle later.
+The healthy motion library from recorded clips replaces it for training.
 """
 
 from __future__ import annotations
@@ -36,16 +38,19 @@ def sinusoidal_gait_reference(
     qpos = np.tile(model.key(STAND_KEYFRAME).qpos, (n, 1))
     index = {name: N_ROOT_QPOS + i for i, name in enumerate(JOINT_NAMES)}
     for side, offset in (("r", 0.0), ("l", 0.5)):
-        p = np.mod(phase + offset, 1.0)
-        angle = 2 * np.pi * p
-        qpos[:, index[f"hip_flexion_{side}"]] = np.deg2rad(10.0 + 20.0 * np.cos(angle))
-        swing = np.exp(-(_wrapped(p - 0.72) / 0.12) ** 2)
-        loading = np.exp(-(_wrapped(p - 0.12) / 0.06) ** 2)
-        qpos[:, index[f"knee_flexion_{side}"]] = np.deg2rad(5.0 + 55.0 * swing + 12.0 * loading)
-        qpos[:, index[f"ankle_dorsiflexion_{side}"]] = np.deg2rad(
-            5.0 * np.sin(angle) - 12.0 * np.exp(-(_wrapped(p - 0.6) / 0.07) ** 2)
+        p = np.mod(phase + offset, 1.0)  # 0: this foot's heel strike
+        # hip: most flexed late in swing (phase 0.95), most extended near 0.45
+        qpos[:, index[f"hip_flexion_{side}"]] = np.deg2rad(10.0 + 20.0 * np.cos(2 * np.pi * (p - 0.95)))
+        qpos[:, index[f"hip_adduction_{side}"]] = np.deg2rad(4.0 * np.sin(2 * np.pi * p + 0.5))
+        # knee: loading response flexion, then the swing peak
+        qpos[:, index[f"knee_flexion_{side}"]] = np.deg2rad(
+            5.0 + 12.0 * _bump(p, 0.13, 0.06) + 55.0 * _bump(p, 0.72, 0.12)
         )
-        qpos[:, index[f"hip_adduction_{side}"]] = np.deg2rad(4.0 * np.sin(angle + 0.5))
+        # ankle: foot flat, dorsiflexion through stance, push-off, toes up in swing
+        qpos[:, index[f"ankle_dorsiflexion_{side}"]] = np.deg2rad(
+            -5.0 * _bump(p, 0.07, 0.05) + 10.0 * _bump(p, 0.42, 0.1) - 15.0 * _bump(p, 0.62, 0.05)
+            + 5.0 * _bump(p, 0.85, 0.1)
+        )
     qpos[:, index["lumbar_rotation"]] = np.deg2rad(3.0 * np.cos(2 * np.pi * phase))
     qpos[:, 0] = speed_m_s * phase * period_s
     qpos[:, 2] -= _lowest_sole_m(model, qpos)
@@ -53,6 +58,11 @@ def sinusoidal_gait_reference(
         model, qpos, dt, cyclic=True, name=f"sinusoidal {speed_m_s:.2f} m/s {stride_length_m:.2f} m",
         source="synthetic",
     )
+
+
+def _bump(phase: np.ndarray, centre: float, width: float) -> np.ndarray:
+    """A periodic Gaussian bump of the gait phase, 1 at ``centre``."""
+    return np.exp(-((_wrapped(phase - centre) / width) ** 2))
 
 
 def _wrapped(phase: np.ndarray) -> np.ndarray:

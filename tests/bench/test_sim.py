@@ -12,4 +12,4 @@ def test_sim_suite_runs_quick() -> None:
     for task in ("walk", "stairs"):
         assert result[f"{task}_env_control_steps_per_s"] > 0
         assert result[f"{task}_raw_control_steps_per_s"] > 0
-        assert 0 < result[f"{task}_ratio"]
+        assert result[f"{task}_ratio"] > 0

@@ -69,14 +69,16 @@ def test_random_actions_on_every_course_keep_shapes_and_numbers_finite(gait, ter
     )
     env = WalkEnv([gait], n_envs=3, config=config, n_threads=1, seed=1)
     obs, _ = env.reset(seed=2)
-    assert obs.shape == (3, OBSERVATION_WIDTH) and obs.dtype == np.float32
+    assert obs.shape == (3, OBSERVATION_WIDTH)
+    assert obs.dtype == np.float32
     rng = np.random.default_rng(3)
     n_done = 0
     for _ in range(200):
         action = rng.uniform(-1, 1, (3, ACTION_WIDTH)) if rng.random() < 0.5 else np.zeros((3, ACTION_WIDTH))
         obs, reward, terminated, truncated, infos = env.step(action)
         assert obs.shape == (3, OBSERVATION_WIDTH)
-        assert np.isfinite(obs).all() and np.isfinite(reward).all()
+        assert np.isfinite(obs).all()
+        assert np.isfinite(reward).all()
         assert reward.shape == terminated.shape == truncated.shape == (3,)
         n_done += int((terminated | truncated).sum())
     assert n_done > 0  # random actions fall, and the environment resets them
@@ -110,7 +112,7 @@ def test_standing_reference_with_zero_residuals_stays_upright(stand) -> None:
     obs, _ = env.reset()
     start_height = env._qpos[:, 2].copy()
     for _ in range(45):  # 1.5 s
-        obs, reward, terminated, truncated, infos = env.step(np.zeros((2, ACTION_WIDTH)))
+        obs, reward, terminated, truncated, _ = env.step(np.zeros((2, ACTION_WIDTH)))
         assert not (terminated | truncated).any()
     np.testing.assert_allclose(env._qpos[:, 2], start_height, atol=0.01)
     assert np.all(quat_tilt_rad(env._qpos[:, 3:7]) < np.deg2rad(3))
@@ -139,7 +141,7 @@ def test_rays_see_the_stairs_ahead(stand) -> None:
     obs, _ = env.reset()
     rays = _last_frame(obs)[0][SLOTS["terrain_rays"]]
     flat = _last_frame(_standing_env(stand).reset()[0])[0][SLOTS["terrain_rays"]]
-    ahead = RAY_ANGLES_RAD > np.deg2rad(30)
+    ahead = np.deg2rad(30) < RAY_ANGLES_RAD
     assert np.all(rays[ahead] < flat[ahead] - 0.05)
     np.testing.assert_allclose(rays[~ahead & (RAY_ANGLES_RAD < 0)], flat[~ahead & (RAY_ANGLES_RAD < 0)], atol=1e-5)
 
@@ -166,7 +168,7 @@ def test_torque_limit_actions_bound_the_actuator_force(stand) -> None:
     mixed[:, N_JOINTS:] = -1.0
     mixed[:, N_JOINTS + GROUP_NAMES.index("knee_l")] = 1.0
     env.step(mixed)
-    knee = JOINT_GROUP_INDEX == GROUP_NAMES.index("knee_l")
+    knee = GROUP_NAMES.index("knee_l") == JOINT_GROUP_INDEX
     assert np.all(np.abs(force[:, ~knee]) <= 0.2 * ceiling[~knee] + 1e-9)
     assert np.all(np.abs(force[:, knee]) > 0.2 * ceiling[knee])
 
@@ -197,8 +199,10 @@ def test_same_step_autoreset_returns_the_final_observation(gait) -> None:
         _, _, terminated, truncated, infos = env.step(np.zeros((4, ACTION_WIDTH)))
         assert "final_obs" not in infos
     obs, _, terminated, truncated, infos = env.step(np.zeros((4, ACTION_WIDTH)))
-    assert truncated.all() and not terminated.any()
-    assert infos["_final_obs"].all() and infos["final_obs"].shape == obs.shape
+    assert truncated.all()
+    assert not terminated.any()
+    assert infos["_final_obs"].all()
+    assert infos["final_obs"].shape == obs.shape
     np.testing.assert_array_equal(infos["episode_length"], 3)
     assert np.all(env._steps == 0)
     # the new episode's stack holds its first frame three times
@@ -229,12 +233,38 @@ def test_bad_levels_and_configs_are_refused(gait) -> None:
         dataclasses.replace(default_config(), terrain="hills")
     with pytest.raises(ValueError, match="known terms"):
         WalkEnv([gait], n_envs=1, config=dataclasses.replace(default_config(), cost_terms={"effort": 1.0}))
+    env = WalkEnv([gait], n_envs=2, n_threads=1)
+    env.reset()
     with pytest.raises(ValueError, match="actions must have shape"):
-        env = WalkEnv([gait], n_envs=2, n_threads=1)
-        env.reset()
         env.step(np.zeros((2, 5)))
 
 
 def test_slope_and_stairs_levels_pick_their_course(gait) -> None:
     assert make_env("slope", [gait], level=3, n_envs=1, n_threads=1).terrain.name == "slope:3"
     assert make_env("stairs", [gait], n_envs=1, n_threads=1).terrain.name == "stairs:5"
+
+
+def test_playing_the_reference_itself_earns_the_full_goal_and_imitation_reward(gait) -> None:
+    """A walker that is exactly the (goal-resampled) reference: every goal and imitation term near 1."""
+    import mujoco
+
+    env = WalkEnv([gait], n_envs=4, n_threads=1, seed=8)
+    env.reset()
+    assert not np.allclose(env._time_scale, 1.0)  # goals differ from the clip: the resampling is exercised
+    sink_m = 1e-3  # MuJoCo reports a contact once the soles penetrate; the reference's soles only touch
+    for _ in range(90):  # 3 s: the goal window is full and every foot has touched down twice
+        env._steps += 1
+        ref = env._reference(env._time_s(), kinematic_targets=False)
+        env._qpos[:] = ref.qpos
+        env._qpos[:, 2] -= sink_m
+        env._qvel[:] = ref.qvel
+        env.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
+        m = env._measure(slice(None), ref)
+        env._update_goal_window(m)
+        terms, _ = env._reward(m)
+    for name in ("goal/speed", "goal/heading", "goal/root_stability", "imitation/joint_angles"):
+        np.testing.assert_allclose(terms[name], 1.0, atol=1e-3, err_msg=name)
+    for name in ("imitation/joint_velocities", "imitation/com", "imitation/limb_ends"):
+        np.testing.assert_allclose(terms[name], 1.0, atol=0.03, err_msg=name)  # one substep of lag
+    np.testing.assert_allclose(m.stride_measured_m, env._goal_stride, atol=0.06)  # touchdowns on the 30 Hz grid
+    assert terms["goal/stride_length"].min() > 0.9

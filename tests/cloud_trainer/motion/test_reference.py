@@ -56,14 +56,15 @@ def test_cyclic_motion_walks_on_past_its_end(gait: ReferenceMotion) -> None:
     assert np.all(np.abs(np.diff(seam.qpos[:, N_ROOT_QPOS:], axis=0)) < 0.2)
 
 
-def test_velocities_are_the_derivative_of_the_poses(gait: ReferenceMotion) -> None:
-    h = 1e-4
-    t = 0.41
-    before, after, now = gait.sample(t - h), gait.sample(t + h), gait.sample(t)
-    numeric = (after.qpos[0, N_ROOT_QPOS:] - before.qpos[0, N_ROOT_QPOS:]) / (2 * h)
-    # central differences of 1/30 s frames, interpolated: agree to within the pattern's curvature over a frame
-    np.testing.assert_allclose(now.qvel[0, N_ROOT_QVEL:], numeric, rtol=0.05, atol=0.05)
-    assert now.qvel[0, 0] == pytest.approx(gait.speed_m_s, rel=1e-6)
+def test_velocities_are_the_derivative_of_the_poses(model) -> None:
+    fine = sinusoidal_gait_reference(model, speed_m_s=1.0, stride_length_m=1.2, dt_s=1 / 240)
+    h = 1e-5
+    for t in (0.05, 0.41, 0.9):
+        before, after, now = fine.sample(t - h), fine.sample(t + h), fine.sample(t)
+        numeric = (after.qpos[0, N_ROOT_QPOS:] - before.qpos[0, N_ROOT_QPOS:]) / (2 * h)
+        # central differences of the frames, interpolated: agree to within the pattern's curvature over a frame
+        np.testing.assert_allclose(now.qvel[0, N_ROOT_QVEL:], numeric, rtol=0.02, atol=0.02)
+        assert now.qvel[0, 0] == pytest.approx(fine.speed_m_s, rel=1e-6)
 
 
 def test_at_phase_is_time_within_the_cycle(gait: ReferenceMotion) -> None:

@@ -36,7 +36,8 @@ def test_standing_pose(twin) -> None:
     assert _end(kin, "foot_end_l")[1] > 0 > _end(kin, "foot_end_r")[1]  # left is +y
     com = kin.com_m[0]
     assert 0.5 * twin.anthropometry.height_m < com[2] < 0.6 * twin.anthropometry.height_m  # CoM at ~55 % of stature
-    assert abs(com[0]) < 0.02 and abs(com[1]) < 1e-9
+    assert abs(com[0]) < 0.02
+    assert abs(com[1]) < 1e-9
 
 
 @pytest.mark.parametrize("side", ["r", "l"])
