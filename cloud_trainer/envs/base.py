@@ -48,7 +48,6 @@ from cloud_trainer.envs.constants import (
 from cloud_trainer.motion.reference import ReferenceBank, ReferenceFrames, ReferenceMotion
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.constants import (
-    BODY_NAMES,
     END_EFFECTOR_SITES,
     FOOT_BODIES,
     HIP_SITES,
@@ -196,7 +195,6 @@ class TwinVecEnv(VectorEnv):
         self._ceiling_nm = self.twin.torque_ceiling_nm
         self._joint_lo, self._joint_hi = self.twin.joint_range_rad[:, 0], self.twin.joint_range_rad[:, 1]
         self._slices = frame_slices()
-        self._body_index = {name: i for i, name in enumerate(BODY_NAMES)}
 
         n, w = n_envs, max(1, round(self.config.goal_window_s / CONTROL_PERIOD_S))
         self._window_steps = w
