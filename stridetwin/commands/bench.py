@@ -13,6 +13,7 @@ SUITES: dict[str, str] = {
     "timing": "bench.capture_timing",
     "recording": "bench.recording",
 }
+SUITES: dict[str, str] = {"sim": "bench.sim"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

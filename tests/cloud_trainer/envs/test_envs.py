@@ -1,0 +1,270 @@
+"""The vectorised environments: shapes, stability on every course, reference-state initialisation, PD standing,
+torque limits, goals, autoreset, and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cloud_trainer.envs.constants import (
+    ACTION_WIDTH,
+    FRAME_WIDTH,
+    N_STACKED_FRAMES,
+    OBSERVATION_WIDTH,
+    RAY_ANGLES_RAD,
+    RAY_MAX_M,
+    frame_slices,
+)
+from cloud_trainer.envs.registry import ENV_NAMES, make_env
+from cloud_trainer.envs.walk import WalkEnv, default_config
+from cloud_trainer.errors import UnknownNameError
+from cloud_trainer.motion.synthetic import sinusoidal_gait_reference, standing_reference
+from cloud_trainer.twin.constants import GROUP_NAMES, JOINT_GROUP_INDEX, N_JOINTS, N_ROOT_QPOS
+from cloud_trainer.twin.kinematics import quat_tilt_rad
+from cloud_trainer.twin.model import build_twin
+from cloud_trainer.twin.terrain import TERRAIN_NAMES
+
+SLOTS = frame_slices()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_twin().model
+
+
+@pytest.fixture(scope="module")
+def gait(model):
+    return sinusoidal_gait_reference(model, speed_m_s=1.0, stride_length_m=1.2)
+
+
+@pytest.fixture(scope="module")
+def stand(model):
+    return standing_reference(model)
+
+
+def _standing_env(stand, n_envs: int = 2, **changes) -> WalkEnv:
+    config = dataclasses.replace(default_config(), speed_range_m_s=None, stride_length_range_m=None, **changes)
+    return WalkEnv([stand], n_envs=n_envs, config=config, n_threads=1, seed=0)
+
+
+def _last_frame(obs: np.ndarray) -> np.ndarray:
+    return obs.reshape(len(obs), N_STACKED_FRAMES, FRAME_WIDTH)[:, -1]
+
+
+def test_layout_widths() -> None:
+    assert FRAME_WIDTH == 83
+    assert OBSERVATION_WIDTH == 3 * 83
+    assert ACTION_WIDTH == N_JOINTS + len(GROUP_NAMES) == 22
+
+
+@pytest.mark.parametrize("terrain", TERRAIN_NAMES)
+def test_random_actions_on_every_course_keep_shapes_and_numbers_finite(gait, terrain: str) -> None:
+    task = terrain.split(":")[0]
+    config = dataclasses.replace(
+        make_env(task if task != "flat" else "walk", [gait], n_envs=1, n_threads=1).config,
+        terrain=terrain,
+        start_x_range_m=(1.5, 2.5),  # close enough to the feature to reach it before falling
+    )
+    env = WalkEnv([gait], n_envs=3, config=config, n_threads=1, seed=1)
+    obs, _ = env.reset(seed=2)
+    assert obs.shape == (3, OBSERVATION_WIDTH)
+    assert obs.dtype == np.float32
+    rng = np.random.default_rng(3)
+    n_done = 0
+    for _ in range(200):
+        action = rng.uniform(-1, 1, (3, ACTION_WIDTH)) if rng.random() < 0.5 else np.zeros((3, ACTION_WIDTH))
+        obs, reward, terminated, truncated, infos = env.step(action)
+        assert obs.shape == (3, OBSERVATION_WIDTH)
+        assert np.isfinite(obs).all()
+        assert np.isfinite(reward).all()
+        assert reward.shape == terminated.shape == truncated.shape == (3,)
+        n_done += int((terminated | truncated).sum())
+    assert n_done > 0  # random actions fall, and the environment resets them
+    assert set(infos["log"]) >= {"goal/speed", "imitation/joint_angles", "cost/foot_slide", "reward/total"}
+    env.close()
+
+
+def test_reference_state_initialisation_reproduces_the_reference_pose(gait) -> None:
+    env = WalkEnv([gait], n_envs=6, n_threads=1, seed=4)
+    obs, _ = env.reset()
+    for i in range(env.num_envs):
+        frames = env.bank.sample(
+            np.array([env._ref[i]]), np.array([env._clip_time0_s[i]]), env._time_scale[i], env._stride_scale[i]
+        )
+        qpos = frames.qpos[0]
+        np.testing.assert_allclose(env._qpos[i, N_ROOT_QPOS:], qpos[N_ROOT_QPOS:], atol=1e-12)
+        np.testing.assert_allclose(env._qpos[i, 2:7], qpos[2:7], atol=1e-12)
+        np.testing.assert_allclose(env._qpos[i, :2], [0.0, 0.0], atol=1e-12)  # placed at the course start
+        np.testing.assert_allclose(env._qvel[i], frames.qvel[0], atol=1e-12)
+    # the observation shows that pose and the phase it was drawn at
+    frame = _last_frame(obs)
+    np.testing.assert_allclose(frame[:, SLOTS["joint_angle"]], env._qpos[:, N_ROOT_QPOS:], atol=1e-6)
+    phase = np.mod(env._clip_time0_s / gait.cycle_period_s, 1.0)
+    np.testing.assert_allclose(frame[:, SLOTS["phase"]][:, 0], np.sin(2 * np.pi * phase), atol=1e-6)
+    # distinct random phases
+    assert len(np.unique(np.round(env._clip_time0_s, 6))) == env.num_envs
+
+
+def test_standing_reference_with_zero_residuals_stays_upright(stand) -> None:
+    env = _standing_env(stand)
+    obs, _ = env.reset()
+    start_height = env._qpos[:, 2].copy()
+    for _ in range(45):  # 1.5 s
+        obs, reward, terminated, truncated, _ = env.step(np.zeros((2, ACTION_WIDTH)))
+        assert not (terminated | truncated).any()
+    np.testing.assert_allclose(env._qpos[:, 2], start_height, atol=0.01)
+    assert np.all(quat_tilt_rad(env._qpos[:, 3:7]) < np.deg2rad(3))
+    frame = _last_frame(obs)
+    np.testing.assert_array_equal(frame[:, SLOTS["foot_contact"]], 1.0)
+    assert reward.min() > 0.9
+
+
+def test_observation_of_a_standing_walker_on_flat_ground(stand) -> None:
+    env = _standing_env(stand)
+    obs, _ = env.reset()
+    frame = _last_frame(obs)[0]
+    height = env._qpos[0, 2]
+    assert frame[SLOTS["root_height"]][0] == pytest.approx(height, abs=1e-6)
+    rays = frame[SLOTS["terrain_rays"]]
+    down = int(np.argmin(np.abs(RAY_ANGLES_RAD)))
+    assert rays[down] == pytest.approx(height, abs=1e-5)
+    assert rays[0] == rays[-1] == RAY_MAX_M  # horizontal rays on flat ground hit nothing
+    np.testing.assert_allclose(rays, np.minimum(height / np.cos(RAY_ANGLES_RAD.clip(-1.5, 1.5)), RAY_MAX_M), atol=1e-4)
+    np.testing.assert_allclose(frame[SLOTS["hip_ground"]], height, atol=1e-6)
+    np.testing.assert_allclose(frame[SLOTS["torque_limit"]], 0.6)  # the middle of the default 0.2-1.0 range
+
+
+def test_rays_see_the_stairs_ahead(stand) -> None:
+    env = _standing_env(stand, terrain="stairs:5", start_x_range_m=(2.4, 2.4))
+    obs, _ = env.reset()
+    rays = _last_frame(obs)[0][SLOTS["terrain_rays"]]
+    flat = _last_frame(_standing_env(stand).reset()[0])[0][SLOTS["terrain_rays"]]
+    ahead = np.deg2rad(30) < RAY_ANGLES_RAD
+    assert np.all(rays[ahead] < flat[ahead] - 0.05)
+    np.testing.assert_allclose(rays[~ahead & (RAY_ANGLES_RAD < 0)], flat[~ahead & (RAY_ANGLES_RAD < 0)], atol=1e-5)
+
+
+def test_torque_limit_actions_bound_the_actuator_force(stand) -> None:
+    env = _standing_env(stand, terminate_on_non_foot_contact=False, fall_height_fraction=0.0)
+    force = env.batch.bind("actuator_force")
+    ceiling = env.twin.torque_ceiling_nm
+    env.reset()
+    saturating = np.ones((2, ACTION_WIDTH))  # every target +0.5 rad away
+    saturating[0, N_JOINTS:] = -1.0  # lowest limit: 20 % of the ceiling
+    saturating[1, N_JOINTS:] = 1.0  # full ceiling
+    env.step(saturating)
+    low, high = np.abs(force[0]), np.abs(force[1])
+    assert np.all(low <= 0.2 * ceiling + 1e-9)
+    assert np.all(high <= ceiling + 1e-9)
+    # a 0.5 rad error asks for twice the ceiling: the low limit holds most joints at it after a whole control
+    # step, while the full ceiling lets the same command push far beyond it
+    assert np.sum(np.isclose(low, 0.2 * ceiling)) >= 10
+    assert np.sum(high > 0.5 * ceiling) >= 7
+    # a per-group limit: only the left knee free, every other group at its lowest
+    env.reset()
+    mixed = np.ones((2, ACTION_WIDTH))
+    mixed[:, N_JOINTS:] = -1.0
+    mixed[:, N_JOINTS + GROUP_NAMES.index("knee_l")] = 1.0
+    env.step(mixed)
+    knee = GROUP_NAMES.index("knee_l") == JOINT_GROUP_INDEX
+    assert np.all(np.abs(force[:, ~knee]) <= 0.2 * ceiling[~knee] + 1e-9)
+    assert np.all(np.abs(force[:, knee]) > 0.2 * ceiling[knee])
+
+
+def test_goals_come_from_the_ranges_and_pick_the_nearest_reference(model) -> None:
+    slow = sinusoidal_gait_reference(model, speed_m_s=0.6, stride_length_m=0.9)
+    fast = sinusoidal_gait_reference(model, speed_m_s=1.3, stride_length_m=1.45)
+    env = WalkEnv([slow, fast], n_envs=64, n_threads=1, seed=5)
+    env.reset()
+    cfg = env.config
+    assert np.all((cfg.speed_range_m_s[0] <= env._goal_speed) & (env._goal_speed <= cfg.speed_range_m_s[1]))
+    frequency = env._goal_speed / env._goal_stride
+    assert np.all((frequency >= cfg.stride_frequency_range_hz[0]) & (frequency <= cfg.stride_frequency_range_hz[1]))
+    distance = np.stack(
+        [np.hypot(env._goal_speed - r.speed_m_s, env._goal_stride - r.stride_length_m) for r in (slow, fast)], axis=1
+    )
+    np.testing.assert_array_equal(env._ref, np.argmin(distance, axis=1))
+    assert len(np.unique(env._ref)) == 2
+    # resampled to the goal: the reference's speed times the time scale, its stride times the stride scale
+    np.testing.assert_allclose(env.bank.speed_m_s[env._ref] * env._time_scale * env._stride_scale, env._goal_speed)
+    np.testing.assert_allclose(env.bank.stride_length_m[env._ref] * env._stride_scale, env._goal_stride)
+
+
+def test_same_step_autoreset_returns_the_final_observation(gait) -> None:
+    env = WalkEnv([gait], n_envs=4, n_threads=1, seed=6, config=dataclasses.replace(default_config(), episode_steps=3))
+    env.reset()
+    for _ in range(2):
+        _, _, terminated, truncated, infos = env.step(np.zeros((4, ACTION_WIDTH)))
+        assert "final_obs" not in infos
+    obs, _, terminated, truncated, infos = env.step(np.zeros((4, ACTION_WIDTH)))
+    assert truncated.all()
+    assert not terminated.any()
+    assert infos["_final_obs"].all()
+    assert infos["final_obs"].shape == obs.shape
+    np.testing.assert_array_equal(infos["episode_length"], 3)
+    assert np.all(env._steps == 0)
+    # the new episode's stack holds its first frame three times
+    stack = obs.reshape(4, N_STACKED_FRAMES, FRAME_WIDTH)
+    np.testing.assert_array_equal(stack[:, 0], stack[:, 2])
+    assert not np.array_equal(infos["final_obs"], obs)
+
+
+def test_reset_with_a_seed_is_reproducible(gait) -> None:
+    first = WalkEnv([gait], n_envs=3, n_threads=1).reset(seed=7)[0]
+    second = WalkEnv([gait], n_envs=3, n_threads=1).reset(seed=7)[0]
+    np.testing.assert_array_equal(first, second)
+
+
+def test_unknown_environment_lists_known_names(gait) -> None:
+    with pytest.raises(UnknownNameError) as caught:
+        make_env("jump", [gait])
+    for name in ENV_NAMES:
+        assert name in str(caught.value)
+
+
+def test_bad_levels_and_configs_are_refused(gait) -> None:
+    with pytest.raises(ValueError, match="no levels"):
+        make_env("walk", [gait], level=2)
+    with pytest.raises(ValueError, match=r"one of \(1, 2, 3, 4, 5\)"):
+        make_env("stairs", [gait], level=6)
+    with pytest.raises(UnknownNameError, match="known terrains"):
+        dataclasses.replace(default_config(), terrain="hills")
+    with pytest.raises(ValueError, match="known terms"):
+        WalkEnv([gait], n_envs=1, config=dataclasses.replace(default_config(), cost_terms={"effort": 1.0}))
+    env = WalkEnv([gait], n_envs=2, n_threads=1)
+    env.reset()
+    with pytest.raises(ValueError, match="actions must have shape"):
+        env.step(np.zeros((2, 5)))
+
+
+def test_slope_and_stairs_levels_pick_their_course(gait) -> None:
+    assert make_env("slope", [gait], level=3, n_envs=1, n_threads=1).terrain.name == "slope:3"
+    assert make_env("stairs", [gait], n_envs=1, n_threads=1).terrain.name == "stairs:5"
+
+
+def test_playing_the_reference_itself_earns_the_full_goal_and_imitation_reward(gait) -> None:
+    """A walker that is exactly the (goal-resampled) reference: every goal and imitation term near 1."""
+    import mujoco
+
+    env = WalkEnv([gait], n_envs=4, n_threads=1, seed=8)
+    env.reset()
+    assert not np.allclose(env._time_scale, 1.0)  # goals differ from the clip: the resampling is exercised
+    sink_m = 1e-3  # MuJoCo reports a contact once the soles penetrate; the reference's soles only touch
+    for _ in range(90):  # 3 s: the goal window is full and every foot has touched down twice
+        env._steps += 1
+        ref = env._reference(env._time_s(), kinematic_targets=False)
+        env._qpos[:] = ref.qpos
+        env._qpos[:, 2] -= sink_m
+        env._qvel[:] = ref.qvel
+        env.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
+        m = env._measure(slice(None), ref)
+        env._update_goal_window(m)
+        terms, _ = env._reward(m)
+    for name in ("goal/speed", "goal/heading", "goal/root_stability", "imitation/joint_angles"):
+        np.testing.assert_allclose(terms[name], 1.0, atol=1e-3, err_msg=name)
+    for name in ("imitation/joint_velocities", "imitation/com", "imitation/limb_ends"):
+        np.testing.assert_allclose(terms[name], 1.0, atol=0.03, err_msg=name)  # one substep of lag
+    np.testing.assert_allclose(m.stride_measured_m, env._goal_stride, atol=0.06)  # touchdowns on the 30 Hz grid
+    assert terms["goal/stride_length"].min() > 0.9
