@@ -12,8 +12,8 @@ SUITES: dict[str, str] = {
     "protocols": "bench.protocols",
     "timing": "bench.capture_timing",
     "recording": "bench.recording",
+    "sim": "bench.sim",
 }
-SUITES: dict[str, str] = {"sim": "bench.sim"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
