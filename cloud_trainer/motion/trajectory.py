@@ -127,6 +127,13 @@ class JointTrajectory:
             raise MotionQualityError(f"per-joint flags and weights must have shape ({N_JOINTS},){where}")
         return cls(t, angles, pos, quat, measured, pos_measured, weights, source, dict(meta or {}))
 
+    def __repr__(self) -> str:
+        measured = int(self.joints_measured.sum())
+        return (
+            f"JointTrajectory({self.n_frames} frames over {self.duration_s:.3f} s at {self.sampling_rate_hz:.4g} Hz, "
+            f"{measured}/{len(self.joints_measured)} joints measured, source={self.source!r})"
+        )
+
     # --- derived values -------------------------------------------------------------------------------------------
 
     @property
