@@ -3,8 +3,8 @@
 An IMU clip (segment orientations from the capture core) or a treadmill file has no travel of the pelvis. The
 pelvis is then walked along its mean heading at the measured speed (constant, the walkway's average), at the height
 that puts the lowest foot point on the ground; :class:`~cloud_trainer.motion.cleanup.FootContactCleaner` afterwards
-replaces the horizontal path by the one the planted feet imply, and the difference between the two strides is
-reported (``meta['stride_mismatch']``) by :func:`compare_stride`.
+replaces the horizontal path by the one the planted feet imply; :func:`compare_stride` sets the stride that implies
+against the measured one (their ratio shows how well the body model and the clip agree).
 """
 
 from __future__ import annotations

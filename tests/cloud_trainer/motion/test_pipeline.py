@@ -10,7 +10,7 @@ from cloud_trainer.motion.filling import PhaseLockedFiller, gait_phase
 from cloud_trainer.motion.joints import IMU_MEASURED_JOINTS, JOINT_INDEX, JOINT_NAMES, N_JOINTS
 from cloud_trainer.motion.kinematics import LightKinematics
 from cloud_trainer.motion.pipeline import MIN_STRIDES, ReferenceCycleBuilder
-from cloud_trainer.motion.root import from_segment_orientations, root_from_speed
+from cloud_trainer.motion.root import compare_stride, from_segment_orientations, root_from_speed
 from cloud_trainer.motion.rotations import wxyz_from_matrix
 from cloud_trainer.motion.segmentation import time_normalised
 from cloud_trainer.motion.trajectory import FILLED_WEIGHT, JointTrajectory
@@ -109,3 +109,11 @@ def test_a_clip_with_nans_is_refused_naming_the_problem() -> None:
     angles[40:45, JOINT_INDEX["knee_flexion_l"]] = np.nan
     with pytest.raises(MotionQualityError, match=r"NaN or infinite values in 5 of 100 frames \(first at frame 40"):
         JointTrajectory.create(np.arange(100) / 60, angles, source="patient clip")
+
+
+def test_stride_from_planted_feet_is_compared_with_a_measured_one() -> None:
+    _, clip = imu_clip(6.2)
+    reference = ReferenceCycleBuilder().build(clip).reference_
+    comparison = compare_stride(reference, 1.3)
+    assert comparison["kinematic_stride_m"] == reference.meta["stride_length_m"]
+    assert comparison["ratio"] == pytest.approx(reference.meta["stride_length_m"] / 1.3)
