@@ -128,20 +128,6 @@ class Skeleton:
         x, y, z = self.hip_offset_m
         return np.array([x, y if side == "r" else -y, z])
 
-    def scaled(self, factor: float) -> Skeleton:
-        """All lengths multiplied by ``factor`` (geometric similarity)."""
-        return Skeleton(
-            hip_offset_m=tuple(factor * v for v in self.hip_offset_m),  # type: ignore[arg-type]
-            thigh_length_m=factor * self.thigh_length_m,
-            shank_length_m=factor * self.shank_length_m,
-            ankle_height_m=factor * self.ankle_height_m,
-            heel_back_m=factor * self.heel_back_m,
-            toe_forward_m=factor * self.toe_forward_m,
-            lumbar_offset_m=tuple(factor * v for v in self.lumbar_offset_m),  # type: ignore[arg-type]
-            trunk_length_m=factor * self.trunk_length_m,
-            name=f"{self.name} × {factor:.4g}",
-        )
-
 
 @dataclass(frozen=True)
 class BodyPose:

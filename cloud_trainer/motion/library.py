@@ -131,11 +131,8 @@ class HealthyMotionLibrary:
         stride = clip.stride_length_m * k
         period = stride / speed_m_s
         time_scale = period / clip.period_s
-        cycle = clip.trajectory
-        pos = cycle.root_pos_m * k
-        return cycle.with_values(
-            time_s=cycle.time_s * time_scale,
-            root_pos_m=pos,
+        return clip.trajectory.time_scaled(time_scale).with_values(
+            root_pos_m=clip.trajectory.root_pos_m * k,
             source=f"healthy library: {clip.clip_id}",
             meta={
                 "cyclic": True,
