@@ -5,8 +5,10 @@ Each message names what was wrong (and the file, where there is one) and what is
 
 from __future__ import annotations
 
+from cloud_trainer.errors import TrainerError
 
-class MotionError(Exception):
+
+class MotionError(TrainerError):
     """Base class for errors of the reference-motion pipeline."""
 
 
