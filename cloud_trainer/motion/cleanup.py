@@ -43,6 +43,8 @@ BoolArray = NDArray[np.bool_]
 #: Largest change of any hinge in one Gauss-Newton iteration, and the finite-difference step, rad.
 _MAX_IK_STEP_RAD = 0.1
 _FD_STEP_RAD = 1e-6
+#: Weight of the pull toward the input pose relative to the pull toward the previous frame's correction.
+_INPUT_PULL = 0.2
 #: The leg hinges the inverse kinematics moves, per side, in this order, and how strongly each is held to its input:
 #: the ankle three times more than hip and knee, so that a planted point is held by moving the leg, not by tilting the
 #: foot (which would lift the toe at heel strike or dig it in).
@@ -321,10 +323,14 @@ class FootContactCleaner:
         prior: FloatArray,
     ) -> FloatArray:
         """One leg at one frame: planted points to their anchors, any other point below the ground up to z = 0,
-        hinges pulled toward ``prior``. Returns ``prior`` untouched where nothing is constrained."""
+        hinges pulled toward ``prior`` (continuity) and, more weakly, toward the input pose (so that a correction
+        cannot drift along directions the constraints leave free, e.g. a nearly straight knee). Returns ``prior``
+        untouched where nothing is constrained."""
         k = len(cols)
         q = prior.copy()
+        original = pose[cols]
         W = self.ik_damping * np.asarray(LEG_PRIOR_WEIGHTS)
+        W_input = _INPUT_PULL * W
         for iteration in range(self.ik_iterations + 1):
             # One FK call: the current pose and one finite-difference bump per hinge.
             batch = np.repeat(pose[None], k + 1, axis=0)
@@ -341,7 +347,8 @@ class FootContactCleaner:
             goal = np.where(np.isnan(targets), 0.0, targets)
             residual = ((points[0] - goal) * weight).ravel()
             J = ((points[1:] - points[0]) * weight).reshape(k, -1).T / _FD_STEP_RAD
-            step = np.linalg.solve(J.T @ J + np.diag(W), -J.T @ residual - W * (q - prior))
+            rhs = -J.T @ residual - W * (q - prior) - W_input * (q - original)
+            step = np.linalg.solve(J.T @ J + np.diag(W + W_input), rhs)
             # Trust region: the chain is far from linear over large steps (a Gauss-Newton overshoot flips a knee).
             q = q + step * min(1.0, _MAX_IK_STEP_RAD / max(float(np.abs(step).max()), 1e-12))
         return q
