@@ -8,8 +8,8 @@ LocoMuJoCo ``02-constspeed_full_humanoid`` sample (1 s, less than one stride: on
 image), and the stylised DeepMimic ``stealthy_walk`` and ``zombie_walk``, kept but flagged ``atypical`` (queries skip
 them unless asked). The OpenSim example data carries no license and is not used.
 
-Each stride is closed into a loop, resampled to 129 frames, cleaned on the library body
-(:data:`~cloud_trainer.motion.library.LIBRARY_BODY_HEIGHT_M`), dropped if a stance foot still slides more than 1 cm,
+Each stride is closed into a loop, resampled to 129 frames, cleaned on the library body (the twin's default patient,
+:func:`~cloud_trainer.motion.library.library_kinematics`), dropped if a stance foot still slides more than 1 cm,
 and stored with its left-right mirror image (restarted at its own right heel strike). Takes about a minute on one core.
 """
 
@@ -25,13 +25,14 @@ import numpy as np
 from cloud_trainer.motion.cleanup import FootContactCleaner
 from cloud_trainer.motion.cycles import extract_cycle, make_cyclic, roll_cycle, symmetric_cycle_from_step, tile_cycle
 from cloud_trainer.motion.errors import MotionQualityError
-from cloud_trainer.motion.kinematics import LightKinematics, Skeleton
+from cloud_trainer.motion.kinematics import LightKinematics
 from cloud_trainer.motion.library import (
     LIBRARY_BODY_HEIGHT_M,
     LIBRARY_PATH,
     N_CYCLE_FRAMES,
     HealthyMotionLibrary,
     LibraryClip,
+    library_kinematics,
 )
 from cloud_trainer.motion.pipeline import ReferenceCycleBuilder
 from cloud_trainer.motion.readers import read_deepmimic, read_locomujoco
@@ -164,7 +165,7 @@ def _mirror(clip: LibraryClip, kinematics: LightKinematics) -> LibraryClip:
 
 def build_library(shared: Path) -> HealthyMotionLibrary:
     """Every source → cleaned, phase-aligned strides (and their mirror images) on the library body."""
-    kinematics = LightKinematics(Skeleton.from_height(LIBRARY_BODY_HEIGHT_M))
+    kinematics = library_kinematics()
     clips: list[LibraryClip] = []
     for relative, looped, atypical in DEEPMIMIC_SOURCES:
         path = shared / "motions" / relative

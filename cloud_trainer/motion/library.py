@@ -1,8 +1,8 @@
 """The healthy motion library: cleaned, phase-aligned healthy gait cycles indexed by (speed, stride length).
 
-Each clip is one cyclic gait cycle (right heel strike to right heel strike) on the library body
-(:data:`LIBRARY_BODY_HEIGHT_M`, the light chain's proportions), contact-cleaned, stored as ``N_CYCLE_FRAMES + 1``
-frames evenly spaced over its period (the last frame closes the loop). The shipped file
+Each clip is one cyclic gait cycle (right heel strike to right heel strike) on the library body (the twin's default
+patient, :data:`LIBRARY_BODY_HEIGHT_M`, as :func:`library_kinematics`), contact-cleaned, stored as
+``N_CYCLE_FRAMES + 1`` frames evenly spaced over its period (the last frame closes the loop). The shipped file
 ``cloud_trainer/motion/data/healthy_library.npz`` is built by ``python -m cloud_trainer.motion.build_library`` from
 MIT-licensed sources (see ``data/ATTRIBUTION.md``).
 
@@ -11,7 +11,8 @@ one whose (speed, step length) pair is closest to the sampled target in Euclidea
 time-resampled so that its walking speed and total number of frames match the sampled target."):
 
 1. If a body height is given, every clip's speed and stride are first scaled by ``height / LIBRARY_BODY_HEIGHT_M``
-   (geometric similarity at equal cadence: the same joint angles on a body k times larger cover k times the ground).
+   (geometric similarity at equal cadence: the same joint angles on a body k times larger cover k times the ground;
+   the twin scales every length with height, so this is exact for patients of the library body's sex).
 2. The nearest clip minimises ``√(((v − vᵢ)/Δv)² + ((L − Lᵢ)/ΔL)²)`` with ``Δv`` = 1.0 m/s and ``ΔL`` = 1.2 m, the
    widths of the atlas goal ranges (0.4–1.4 m/s, 0.5–1.7 m), so that both axes count alike.
 3. The clip is time-resampled: its poses and root path are kept (stride length ``Lᵢ`` preserved) and its period set to
@@ -30,8 +31,11 @@ from numpy.typing import NDArray
 
 from cloud_trainer.motion.errors import LibraryError, MotionQualityError
 from cloud_trainer.motion.joints import JOINT_NAMES, N_JOINTS
+from cloud_trainer.motion.kinematics import LightKinematics
 from cloud_trainer.motion.segmentation import N_PHASE_SAMPLES, time_normalised
 from cloud_trainer.motion.trajectory import JointTrajectory
+from cloud_trainer.motion.twin_adapter import twin_skeleton
+from cloud_trainer.twin.anthropometry import Anthropometry
 
 FloatArray = NDArray[np.float64]
 
@@ -41,7 +45,7 @@ LIBRARY_PATH = Path(__file__).resolve().parent / "data" / "healthy_library.npz"
 FORMAT_VERSION = 1
 #: Frames per stored cycle (one more closes the loop).
 N_CYCLE_FRAMES = 128
-#: Height of the body the clips are cleaned on (the twin's default patient), m.
+#: Height of the body the clips are cleaned on (the twin's default patient: 1.75 m, 70 kg, male), m.
 LIBRARY_BODY_HEIGHT_M = 1.75
 #: The atlas goal ranges (Dai et al. 2025, Methods, Stage I) and the normalisation of the query distance.
 GOAL_SPEED_RANGE_M_S = (0.4, 1.4)
@@ -51,6 +55,11 @@ STRIDE_SCALE_M = GOAL_STRIDE_RANGE_M[1] - GOAL_STRIDE_RANGE_M[0]
 #: Targets a query accepts: any walking a human body does.
 QUERY_SPEED_RANGE_M_S = (0.1, 2.5)
 QUERY_STRIDE_RANGE_M = (0.2, 2.2)
+
+
+def library_kinematics() -> LightKinematics:
+    """The body the library's clips are cleaned on: the twin's default patient, as a light chain."""
+    return LightKinematics(twin_skeleton(Anthropometry(height_m=LIBRARY_BODY_HEIGHT_M, mass_kg=70.0, sex="male")))
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import pytest
 from cloud_trainer.motion.cleanup import FootContactCleaner, contact_slides_m
 from cloud_trainer.motion.cycles import extract_cycle, make_cyclic, tile_cycle
 from cloud_trainer.motion.kinematics import LightKinematics, Skeleton
-from cloud_trainer.motion.library import LIBRARY_BODY_HEIGHT_M
 from cloud_trainer.motion.readers import read_deepmimic
 from cloud_trainer.motion.segmentation import GaitCycleSegmenter
+from cloud_trainer.motion.twin_adapter import twin_skeleton
 
 from .gait_fixtures import synthetic_gait
 
@@ -76,9 +76,11 @@ def test_the_injected_body_is_the_one_cleaned() -> None:
 
 @pytest.mark.shared_data
 @pytest.mark.parametrize(
-    "skeleton", [Skeleton.deepmimic_humanoid3d(), Skeleton.from_height(LIBRARY_BODY_HEIGHT_M)], ids=["own", "1.75m"]
+    "skeleton",
+    [Skeleton.deepmimic_humanoid3d(), Skeleton.from_height(1.75), twin_skeleton()],
+    ids=["own", "winter-1.75m", "twin-1.75m"],
 )
-def test_deepmimic_walk_cleaned_on_its_own_and_the_library_body(shared_data_dir: Path, skeleton: Skeleton) -> None:
+def test_deepmimic_walk_cleaned_on_its_own_and_other_bodies(shared_data_dir: Path, skeleton: Skeleton) -> None:
     walk = read_deepmimic(shared_data_dir / "motions/deepmimic/humanoid3d_walk.txt")
     raw_points = LightKinematics(skeleton).foot_points(walk.root_pos_m, walk.root_quat_wxyz, walk.joint_angles_rad)
     loop = make_cyclic(walk)

@@ -11,16 +11,19 @@ from cloud_trainer.motion.build_library import CLEAN_RATE_HZ, _clip, _looped_cyc
 from cloud_trainer.motion.cleanup import FootContactCleaner
 from cloud_trainer.motion.cycles import extract_cycle, make_cyclic
 from cloud_trainer.motion.errors import LibraryError
-from cloud_trainer.motion.kinematics import LightKinematics, Skeleton
+from cloud_trainer.motion.kinematics import LightKinematics
 from cloud_trainer.motion.library import (
     LIBRARY_BODY_HEIGHT_M,
     LIBRARY_PATH,
     N_CYCLE_FRAMES,
     HealthyMotionLibrary,
     LibraryClip,
+    library_kinematics,
 )
 from cloud_trainer.motion.readers import read_deepmimic
 from cloud_trainer.motion.segmentation import GaitCycleSegmenter, heel_forward_distance
+from cloud_trainer.motion.twin_adapter import twin_skeleton
+from cloud_trainer.twin.anthropometry import Anthropometry
 
 from .gait_fixtures import synthetic_gait
 
@@ -51,7 +54,7 @@ def test_shipped_library_is_small_attributed_and_healthy(shipped: HealthyMotionL
 
 
 def test_shipped_clips_are_loops_starting_at_right_heel_strike(shipped: HealthyMotionLibrary) -> None:
-    kin = LightKinematics(Skeleton.from_height(shipped.body_height_m))
+    kin = library_kinematics()
     for clip in shipped.clips:
         t = clip.trajectory
         assert t.n_frames == N_CYCLE_FRAMES + 1
@@ -110,13 +113,11 @@ def test_query_for_another_body_scales_the_geometry(shipped: HealthyMotionLibrar
     assert ref.meta["body_scale"] == pytest.approx(k)
     assert ref.root_pos_m[-1, 0] == pytest.approx(medium.stride_length_m * k, abs=1e-5)
     assert ref.root_pos_m[-1, 0] / ref.duration_s == pytest.approx(1.0)
-    # Geometric similarity: on the smaller body the scaled clip's feet are the library body's feet scaled by k, so
-    # whatever was planted stays planted and nothing goes below the ground.
+    # Geometric similarity: the twin scales every length with height, so on a smaller patient the scaled clip's feet
+    # are the library body's feet scaled by k: whatever was planted stays planted, nothing goes below the ground.
     t = medium.trajectory
-    on_library_body = LightKinematics(Skeleton.from_height(LIBRARY_BODY_HEIGHT_M)).foot_points(
-        t.root_pos_m, t.root_quat_wxyz, t.joint_angles_rad
-    )
-    small = LightKinematics(Skeleton.from_height(1.5))
+    on_library_body = library_kinematics().foot_points(t.root_pos_m, t.root_quat_wxyz, t.joint_angles_rad)
+    small = LightKinematics(twin_skeleton(Anthropometry(height_m=1.5, mass_kg=55.0, sex="male")))
     on_small_body = small.foot_points(ref.root_pos_m, ref.root_quat_wxyz, ref.joint_angles_rad)
     np.testing.assert_allclose(on_small_body, k * on_library_body, atol=1e-9)
 
@@ -179,7 +180,7 @@ def test_mean_cycle_and_coverage(shipped: HealthyMotionLibrary) -> None:
 
 @pytest.mark.shared_data
 def test_shipped_walk_clip_is_reproduced_from_the_source(shipped: HealthyMotionLibrary, shared_data_dir: Path) -> None:
-    kin = LightKinematics(Skeleton.from_height(LIBRARY_BODY_HEIGHT_M))
+    kin = library_kinematics()
     walk = read_deepmimic(shared_data_dir / "motions/deepmimic/humanoid3d_walk.txt")
     assert walk.sampling_rate_hz < CLEAN_RATE_HZ
     cleaned = FootContactCleaner(kin).clean(_looped_cycle(walk, kin)).trajectory_
