@@ -55,11 +55,13 @@ async def record_driver(
     """
     path = Path(path)
     async with driver:
-        writer = ClipWriter(path, metadata=metadata, sensors=driver.sensors, **dict(writer_options or {}))
+        start = time.monotonic()
+        # The clip's clock: host monotonic seconds minus this origin (see docs/clip-format.md, "Clip clock").
+        clip_metadata = {"clock_origin_host_s": start, **dict(metadata or {})}
+        writer = ClipWriter(path, metadata=clip_metadata, sensors=driver.sensors, **dict(writer_options or {}))
         declared = {s.sensor_id: asdict(s) for s in driver.sensors}
         counts: dict[str, int] = {}
         n_events = 0
-        start = time.monotonic()
         stopped_by = "stream ended"
 
         async def consume() -> None:
