@@ -283,10 +283,17 @@ class BleDriver(Driver):
         self._closed = True
         self._queue.finish()
 
-    async def stream(self) -> AsyncIterator[StreamItem]:
+    def stream(self) -> AsyncIterator[StreamItem]:
         """Samples and link events until the driver is closed."""
-        async for item in self._queue.items():
-            yield item
+        return self._queue.items()
+
+    def stream_batches(self) -> AsyncIterator[list[StreamItem]]:
+        """The same items in the batches they arrived in (one per notification)."""
+        return self._queue.batches()
+
+    def forward_to(self, target: ItemQueue) -> None:
+        """Send every batch straight into ``target`` instead of :meth:`stream` (how a kit merges without a hop)."""
+        self._queue.forward_to(target)
 
     # -- Connection ---------------------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ All children connect concurrently; BLE children on one adapter still connect one
 :class:`~sensor_drivers.drivers.ble.BleDriver` takes its adapter's lock for the set-up. A child that fails to connect
 is reported by site, sensor id, source and reason; with ``on_connect_error="abort"`` (the default) the kit closes
 the children that did connect and raises, with ``"continue"`` it streams the others and puts a
-``LinkEvent(DISCONNECTED, reason="failed to connect: …")`` for each missing sensor at the head of the stream.
+``LinkEvent(DISCONNECTED, reason="failed to connect: …")`` for each missing sensor in the stream, right after the
+connected ones' ``CONNECTED``.
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ class KitDriver(Driver):
             return
         if self._closed:
             raise DeviceUnavailableError("kit driver was closed; make a new one")
+        # Children that can forward their batches into the kit's queue do so (SerialDriver, BleDriver): no task hop
+        # per batch. The others are pumped from their streams once connected.
+        forwarded = set()
+        for index, driver in enumerate(self.drivers):
+            forward_to = getattr(driver, "forward_to", None)
+            if forward_to is not None:
+                forward_to(self._queue)
+                forwarded.add(index)
         results = await asyncio.gather(*(d.connect() for d in self.drivers), return_exceptions=True)
         failures: list[ConnectFailure] = []
         for index, (driver, result) in enumerate(zip(self.drivers, results, strict=True)):
@@ -145,7 +154,11 @@ class KitDriver(Driver):
                 for info in self.drivers[failure.index].sensors
             )
         self._queue.put(head)
-        self._pumps = [asyncio.create_task(self._pump(d), name=f"kit-pump-{i}") for i, d in enumerate(self._active)]
+        self._pumps = [
+            asyncio.create_task(self._pump(d), name=f"kit-pump-{i}")
+            for i, d in enumerate(self.drivers)
+            if d in self._active and i not in forwarded
+        ]
         self._connected = True
 
     async def close(self) -> None:
@@ -163,10 +176,9 @@ class KitDriver(Driver):
             await asyncio.gather(*self._pumps, return_exceptions=True)
         self._queue.finish()
 
-    async def stream(self) -> AsyncIterator[StreamItem]:
+    def stream(self) -> AsyncIterator[StreamItem]:
         """Items of all children, each child's in its own order, interleaved as they arrive."""
-        async for item in self._queue.items():
-            yield item
+        return self._queue.items()
 
     async def _pump(self, driver: Driver) -> None:
         index = self.drivers.index(driver)

@@ -1,16 +1,21 @@
-"""Serial transport (pyserial): one sensor on one port, read by a background thread, reopened after unplug/replug.
+"""Serial transport (pyserial): one sensor per port, all ports read by one background thread, reopened after replug.
 
-The reader thread blocks in ``read()`` (never the event loop), then pauses ``poll_interval_s`` so that bytes collect
-into larger chunks: at 200 Hz that is one wake-up per ~2 frames instead of one per frame, which keeps the transport
-at a fraction of a percent of a core (``docs/drivers.md`` has the figures). Every reading decoded from one chunk
-gets the same host receive time, taken right after the read returned; the clock-sync stage smooths this jitter
-(USB serial adapters batch the same way: an FTDI chip's latency timer defaults to 16 ms).
+Reading. One reader thread per process services every open :class:`SerialDriver` once per ``poll_interval_s``
+(default 20 ms): a non-blocking read of whatever each port holds, decode, stamp, and one hand-over per port to the
+driver's event loop. The event loop never blocks on a port. Waking once per tick for all ports, instead of once per
+frame or per port, is what keeps a five-sensor kit at 200 Hz well under a percent of one core (``docs/drivers.md``
+has the figures). Every reading decoded from one read gets the same host receive time, taken right after the read;
+the clock-sync stage smooths this jitter (USB serial adapters batch the same way: an FTDI chip's latency timer
+defaults to 16 ms).
 
-When the port vanishes (a read error, the device node gone), the driver puts ``LinkEvent(DISCONNECTED)`` in the
-stream, retries opening the same path with exponential backoff until it is back or the driver is closed, then puts
-``LinkEvent(CONNECTED)``. Use a stable path for real devices (``/dev/serial/by-id/…``): a replugged USB adapter may
-come back as another ``ttyUSBn``. The virtual devices of :mod:`sensor_drivers.drivers.pty_server` offer the same
-thing, a symlink that is re-pointed on replug.
+Unplug and replug. When a port vanishes (a read error, the device node gone) the driver puts
+``LinkEvent(DISCONNECTED)`` in the stream, retries opening the same path with exponential backoff until it is back or
+the driver is closed, then puts ``LinkEvent(CONNECTED)``. Use a stable path for real devices
+(``/dev/serial/by-id/…``): a replugged USB adapter may come back as another ``ttyUSBn``. The virtual devices of
+:mod:`sensor_drivers.drivers.pty_server` offer the same, a symlink that is re-pointed on replug.
+
+Closing. ``close()`` takes the port out of the reader's round, then reads what the operating system still holds until
+the port is quiet, so nothing that had already arrived is lost.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -35,9 +41,12 @@ from sensor_drivers.sites import Site
 
 log = logging.getLogger(__name__)
 
-#: On close, the reader reads until the port was quiet this long, s, and for at most DRAIN_MAX_S.
+#: On close, the port is read until it was quiet this long, s, and for at most DRAIN_MAX_S.
 DRAIN_QUIET_S = 0.02
 DRAIN_MAX_S = 0.2
+
+#: How long close() waits for the reader thread to drain and close the port, s.
+CLOSE_TIMEOUT_S = 5.0
 
 #: What opening, configuring or reading a port raises when the device is missing, busy or gone.
 _PORT_ERRORS = (serial.SerialException, OSError, ValueError)
@@ -48,10 +57,9 @@ class SerialOptions:
     """Transport options of a serial port."""
 
     baud_rate: int = 115200
-    #: Longest one blocking read waits before the reader checks whether it should stop, s.
-    read_timeout_s: float = 0.1
-    #: Pause after each read so that bytes collect into larger chunks; adds at most this latency, s.
-    poll_interval_s: float = 0.01
+    #: The reader takes what each port holds once per this interval, s (the smallest among the open drivers).
+    #: Adds at most this latency; shorter costs more CPU (about linearly).
+    poll_interval_s: float = 0.02
     #: Attempts to open the port in ``connect()`` before giving up with DeviceUnavailableError.
     n_open_attempts: int = 3
     #: First wait before reopening a vanished port, s; doubles per failed attempt up to ``reopen_max_s``.
@@ -65,7 +73,7 @@ class SerialOptions:
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 continue
-            if value < 0 or (value == 0 and f.name in ("baud_rate", "n_open_attempts", "read_timeout_s")):
+            if value < 0 or (value == 0 and f.name in ("baud_rate", "n_open_attempts", "poll_interval_s")):
                 raise ValueError(f"SerialOptions.{f.name} must be positive, got {value}")
 
 
@@ -124,12 +132,16 @@ class SerialDriver(Driver):
         )
         self._stamper = Stamper(sensor_id, site, seq_modulus)
         self._queue = ItemQueue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # After connect(), only the reader thread touches the port, the decoder and the stamper.
+        self._close_requested = False
+        self._closed_future: asyncio.Future[None] | None = None
         self._port: serial.Serial | None = None
         self._decoder: StreamDecoder | None = None
         self._old_stats: list[DecoderStats] = []
+        self._reopen_at_s = 0.0
+        self._reopen_backoff_s = self.options.reopen_initial_s
+        self._started = False
         self._closed = False
         #: Times the port was reopened after vanishing.
         self.n_reopens = 0
@@ -144,39 +156,50 @@ class SerialDriver(Driver):
         return [self._info]
 
     async def connect(self) -> None:
-        """Open the port (``n_open_attempts`` tries with backoff) and start the reader thread."""
-        if self._thread is not None:
+        """Open the port (``n_open_attempts`` tries with backoff) and hand it to the reader thread."""
+        if self._started:
             return
         if self._closed:
             raise DeviceUnavailableError(f"serial driver for {self.port} was closed; make a new one")
         self._loop = asyncio.get_running_loop()
         self._port = await asyncio.to_thread(self._open_with_retries)
+        self._started = True
         self._queue.put([self._event(LinkState.CONNECTED, f"opened {self.port}")])
-        self._thread = threading.Thread(target=self._read_loop, name=f"serial-{self._info.sensor_id}", daemon=True)
-        self._thread.start()
+        _READER.add(self)
 
     async def close(self) -> None:
-        """Stop the reader (after it decoded what the OS had buffered), close the port and end the stream."""
+        """Stop reading (after decoding what the OS had buffered), close the port and end the stream."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        thread = self._thread
-        if thread is not None:
-            port = self._port
-            if port is not None:
-                with contextlib.suppress(_PORT_ERRORS):
-                    port.cancel_read()  # wake a blocking read at once instead of after read_timeout_s
-            await asyncio.to_thread(thread.join)
-        elif self._port is not None:
-            _close_quietly(self._port)
-        self._port = None
+        if self._started:
+            # The reader drains and closes the port in its next round and hands over the last items behind the
+            # earlier ones, so the order holds and nothing already received is lost.
+            self._closed_future = asyncio.get_running_loop().create_future()
+            self._close_requested = True
+            try:
+                await asyncio.wait_for(asyncio.shield(self._closed_future), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.error(
+                    "serial %s: reader did not close the port in %g s; closing it here", self.port, CLOSE_TIMEOUT_S
+                )
+                _READER.remove(self)
+                port, self._port = self._port, None
+                if port is not None:
+                    _close_quietly(port)
         self._queue.finish()
 
-    async def stream(self) -> AsyncIterator[StreamItem]:
+    def stream(self) -> AsyncIterator[StreamItem]:
         """Samples and link events until the driver is closed."""
-        async for item in self._queue.items():
-            yield item
+        return self._queue.items()
+
+    def stream_batches(self) -> AsyncIterator[list[StreamItem]]:
+        """The same items in the batches they arrived in (one per read): cheaper for a merging consumer."""
+        return self._queue.batches()
+
+    def forward_to(self, target: ItemQueue) -> None:
+        """Send every batch straight into ``target`` instead of :meth:`stream` (how a kit merges without a hop)."""
+        self._queue.forward_to(target)
 
     # -- Statistics ---------------------------------------------------------------------------------------------
 
@@ -197,7 +220,7 @@ class SerialDriver(Driver):
         """Sample and gap counters."""
         return self._stamper
 
-    # -- Internals ----------------------------------------------------------------------------------------------
+    # -- Opening ------------------------------------------------------------------------------------------------
 
     def _event(self, state: LinkState, reason: str) -> LinkEvent:
         return LinkEvent(
@@ -208,17 +231,11 @@ class SerialDriver(Driver):
             reason=reason,
         )
 
-    def _post(self, batch: list[StreamItem]) -> None:
-        loop = self._loop
-        if loop is not None and not self._queue.put_threadsafe(loop, batch):
-            self._stop.set()
-
     def _open_once(self) -> serial.Serial:
         """Open and configure the port, with a fresh decoder. Raises one of ``_PORT_ERRORS``."""
         opts = self.options
-        port = serial.Serial(
-            port=self.port, baudrate=opts.baud_rate, timeout=opts.read_timeout_s, exclusive=opts.exclusive
-        )
+        # timeout=0: reads return at once with what is there; the reader thread sets the pace.
+        port = serial.Serial(port=self.port, baudrate=opts.baud_rate, timeout=0, exclusive=opts.exclusive)
         try:
             for data in self.start_writes:
                 port.write(data)
@@ -251,83 +268,163 @@ class SerialDriver(Driver):
             "(on Linux the user must be in the 'dialout' group)."
         ) from last_error
 
-    def _read_loop(self) -> None:
-        """The reader thread: read, decode, stamp, post; reopen after the port vanishes."""
-        opts = self.options
-        stop = self._stop
+    # -- Reading (reader thread) --------------------------------------------------------------------------------
+
+    def _service(self, now_s: float) -> list[StreamItem]:
+        """One round of the reader thread for this port: read and decode, retry opening, or drain and close."""
+        if self._close_requested:
+            return self._drain_and_close()
+        return self._read_or_reopen(now_s)
+
+    def _handed_over(self, items: list[StreamItem], closed: bool) -> None:
+        """In the event loop: the reader's items for this driver (and, after the last ones, that it is closed)."""
+        self._queue.put(items)
+        if closed and self._closed_future is not None and not self._closed_future.done():
+            self._closed_future.set_result(None)
+
+    def _read_or_reopen(self, now_s: float) -> list[StreamItem]:
         port = self._port
-        backoff_s = opts.reopen_initial_s
+        opts = self.options
+        if port is None:
+            if now_s < self._reopen_at_s:
+                return []
+            try:
+                port = self._open_once()
+            except _PORT_ERRORS as exc:
+                log.debug("serial %s: reopen failed: %s", self.port, exc)
+                self._reopen_at_s = now_s + self._reopen_backoff_s
+                self._reopen_backoff_s = min(self._reopen_backoff_s * 2, opts.reopen_max_s)
+                return []
+            self._port = port
+            self._reopen_backoff_s = opts.reopen_initial_s
+            self.n_reopens += 1
+            log.info("serial %s: reopened", self.port)
+            return [self._event(LinkState.CONNECTED, f"reopened {self.port}")]
         try:
-            while not stop.is_set():
-                if port is None:
-                    try:
-                        port = self._open_once()
-                    except _PORT_ERRORS as exc:
-                        log.debug("serial %s: reopen failed: %s", self.port, exc)
-                        if stop.wait(backoff_s):
-                            break
-                        backoff_s = min(backoff_s * 2, opts.reopen_max_s)
-                        continue
-                    self._port = port
-                    backoff_s = opts.reopen_initial_s
-                    self.n_reopens += 1
-                    log.info("serial %s: reopened", self.port)
-                    self._post([self._event(LinkState.CONNECTED, f"reopened {self.port}")])
-                try:
-                    data = port.read(port.in_waiting or 1)
-                    if data:
-                        n_more = port.in_waiting
-                        if n_more:
-                            data += port.read(n_more)
-                except _PORT_ERRORS as exc:
-                    if stop.is_set():
-                        break
-                    self._port = None
-                    _close_quietly(port)
-                    port = None
-                    self.n_disconnects += 1
-                    self._stamper.restart()
-                    log.warning("serial %s: port vanished: %s", self.port, exc)
-                    self._post([self._event(LinkState.DISCONNECTED, f"port vanished: {exc}")])
-                    continue
-                if data:
-                    self._decode(data, time.monotonic())
-                    if opts.poll_interval_s > 0:
-                        stop.wait(opts.poll_interval_s)
-            if port is not None:
-                self._drain(port)
-        finally:
-            if port is not None:
-                _close_quietly(port)
+            data = _read_available(port)
+        except _PORT_ERRORS as exc:
             self._port = None
+            _close_quietly(port)
+            self.n_disconnects += 1
+            self._stamper.restart()
+            self._reopen_at_s = now_s + self._reopen_backoff_s
+            log.warning("serial %s: port vanished: %s", self.port, exc)
+            return [self._event(LinkState.DISCONNECTED, f"port vanished: {exc}")]
+        if not data:
+            return []
+        return self._decode(data, time.monotonic())
 
-    def _drain(self, port: serial.Serial) -> None:
-        """On close: decode what the OS already holds for us, so that nothing received is lost.
-
-        Reads until the port has been quiet for ``DRAIN_QUIET_S`` (a tty hands over its buffered input in steps,
-        so one ``in_waiting`` is not all of it), at most ``DRAIN_MAX_S``.
-        """
-        deadline = time.monotonic() + DRAIN_MAX_S
-        n_quiet = 0
-        try:
-            port.timeout = DRAIN_QUIET_S
-            while time.monotonic() < deadline and n_quiet < 2:
-                # The first read may return at once, consuming the wake-up byte close() sent via cancel_read().
-                data = port.read(max(port.in_waiting, 4096))
-                if data:
-                    n_quiet = 0
-                    self._decode(data, time.monotonic())
-                else:
-                    n_quiet += 1
-        except _PORT_ERRORS:
-            return
-
-    def _decode(self, data: bytes, host_time_s: float) -> None:
+    def _decode(self, data: bytes, host_time_s: float) -> list[StreamItem]:
         decoder = self._decoder
         assert decoder is not None  # set by _open_once before any read
         readings = decoder.feed(data)
-        if readings:
-            self._post(self._stamper.stamp(readings, host_time_s))
+        return self._stamper.stamp(readings, host_time_s) if readings else []
+
+    def _drain_and_close(self) -> list[StreamItem]:
+        """On close (in the reader thread): what the OS still holds for us, decoded, then the port closed.
+
+        Reads until the port has been quiet for ``DRAIN_QUIET_S`` (a tty hands its buffered input over in steps,
+        so one ``in_waiting`` is not all of it), at most ``DRAIN_MAX_S``.
+        """
+        items: list[StreamItem] = []
+        port, self._port = self._port, None
+        if port is None:
+            return items
+        try:
+            port.timeout = DRAIN_QUIET_S
+            deadline_s = time.monotonic() + DRAIN_MAX_S
+            while time.monotonic() < deadline_s:
+                data = port.read(max(port.in_waiting, 4096))
+                if not data:
+                    break
+                items += self._decode(data, time.monotonic())
+        except _PORT_ERRORS as exc:
+            log.debug("serial %s: drain stopped: %s", self.port, exc)
+        finally:
+            _close_quietly(port)
+        return items
+
+
+class _Reader:
+    """The one thread that services every open SerialDriver of the process, once per poll interval.
+
+    Each round it reads every port, then hands each event loop one callback with all its drivers' items, so the
+    loop wakes once per round, not once per port. It runs while at least one driver is registered. A failure
+    servicing one port is logged and does not stop the others.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._drivers: list[SerialDriver] = []
+        self._thread: threading.Thread | None = None
+
+    def add(self, driver: SerialDriver) -> None:
+        with self._lock:
+            if driver not in self._drivers:
+                self._drivers.append(driver)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="serial-reader", daemon=True)
+                self._thread.start()
+
+    def remove(self, driver: SerialDriver) -> None:
+        with self._lock:
+            if driver in self._drivers:
+                self._drivers.remove(driver)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                drivers = list(self._drivers)
+                if not drivers:
+                    self._thread = None
+                    return
+            interval_s = min(d.options.poll_interval_s for d in drivers)
+            now_s = time.monotonic()
+            handovers: dict[asyncio.AbstractEventLoop, list[tuple[SerialDriver, list[StreamItem], bool]]] = {}
+            for driver in drivers:
+                closing = driver._close_requested
+                try:
+                    items = driver._service(now_s)
+                except Exception:  # a bug for one port must not silence the others
+                    log.exception("serial %s: reader failed", driver.port)
+                    items = []
+                if closing:
+                    self.remove(driver)
+                if (items or closing) and driver._loop is not None:
+                    handovers.setdefault(driver._loop, []).append((driver, items, closing))
+            for loop, entries in handovers.items():
+                try:
+                    loop.call_soon_threadsafe(_hand_over, entries)
+                except RuntimeError:  # the event loop is gone: nobody reads these streams any more
+                    for driver, _items, _closing in entries:
+                        self.remove(driver)
+            time.sleep(max(interval_s - (time.monotonic() - now_s), 0.0))
+
+
+def _hand_over(entries: list[tuple[SerialDriver, list[StreamItem], bool]]) -> None:
+    for driver, items, closed in entries:
+        driver._handed_over(items, closed)
+
+
+_READER = _Reader()
+
+
+def _read_available(port: serial.Serial) -> bytes:
+    """Whatever the port holds now (possibly nothing), without blocking; raises when the device is gone."""
+    fd = getattr(port, "fd", None)
+    if isinstance(fd, int):
+        # POSIX: pyserial opened the tty non-blocking, so one read() syscall does it (pyserial's own read() costs an
+        # ioctl, a select and some objects on top, which at 50 reads/s/port is most of the transport's CPU).
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            data = b""
+        if not data:
+            # Nothing there, or a hung-up tty (it reads as end-of-file too): its in_waiting ioctl then fails (EIO).
+            _ = port.in_waiting
+        return data
+    # Elsewhere: in_waiting, then a read that returns at once (timeout=0).
+    return port.read(port.in_waiting or 1)
 
 
 def _close_quietly(port: serial.Serial) -> None:

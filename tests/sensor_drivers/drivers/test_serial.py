@@ -17,7 +17,7 @@ from sensor_drivers.sites import Site
 from tests.sensor_drivers.drivers import toy_protocol as toy
 from tests.sensor_drivers.drivers.streams import collect, drain, events, has_event, n_samples, samples, summary
 
-FAST = SerialOptions(read_timeout_s=0.05, poll_interval_s=0.005, reopen_initial_s=0.01, reopen_max_s=0.05)
+FAST = SerialOptions(poll_interval_s=0.005, reopen_initial_s=0.01, reopen_max_s=0.05)
 
 
 def make_driver(server: PtyServer, **kwargs: object) -> SerialDriver:
@@ -189,7 +189,7 @@ async def test_close_decodes_what_was_already_received() -> None:
     n = 3000
     with PtyServer(toy.readings(n), toy.ToyEncoder(), speed=math.inf) as server:
         # A slow poll: most of the data still sits in the OS buffer when the server finishes.
-        driver = make_driver(server, options=SerialOptions(read_timeout_s=0.05, poll_interval_s=0.02))
+        driver = make_driver(server, options=SerialOptions(poll_interval_s=0.05))
         await driver.connect()
         server.start()
         assert await asyncio.to_thread(server.wait_finished, 10)
