@@ -1,12 +1,13 @@
 """Serial transport (pyserial): one sensor per port, all ports read by one background thread, reopened after replug.
 
 Reading. One reader thread per process services every open :class:`SerialDriver` once per ``poll_interval_s``
-(default 20 ms): a non-blocking read of whatever each port holds, decode, stamp, and one hand-over per port to the
-driver's event loop. The event loop never blocks on a port. Waking once per tick for all ports, instead of once per
-frame or per port, is what keeps a five-sensor kit at 200 Hz well under a percent of one core (``docs/drivers.md``
-has the figures). Every reading decoded from one read gets the same host receive time, taken right after the read;
-the clock-sync stage smooths this jitter (USB serial adapters batch the same way: an FTDI chip's latency timer
-defaults to 16 ms).
+(default 40 ms): a non-blocking read of whatever each port holds, decode, stamp; then each event loop gets one
+callback with all its drivers' items. The event loop never blocks on a port. Waking once per round for all ports,
+instead of once per frame or per port, is what keeps the transport lean (``docs/drivers.md`` has the figures).
+Every reading decoded from one read gets the same host receive time, taken right after the read; the clock-sync
+stage smooths this jitter (USB serial adapters batch the same way: an FTDI chip's latency timer defaults to 16 ms).
+A thread rather than the event loop does the reading so that a busy event loop cannot let the kernel's tty buffer
+overflow.
 
 Unplug and replug. When a port vanishes (a read error, the device node gone) the driver puts
 ``LinkEvent(DISCONNECTED)`` in the stream, retries opening the same path with exponential backoff until it is back or
@@ -14,8 +15,8 @@ the driver is closed, then puts ``LinkEvent(CONNECTED)``. Use a stable path for 
 (``/dev/serial/by-id/…``): a replugged USB adapter may come back as another ``ttyUSBn``. The virtual devices of
 :mod:`sensor_drivers.drivers.pty_server` offer the same, a symlink that is re-pointed on replug.
 
-Closing. ``close()`` takes the port out of the reader's round, then reads what the operating system still holds until
-the port is quiet, so nothing that had already arrived is lost.
+Closing. ``close()`` asks the reader to take the port out of its round after reading what the operating system still
+holds (until the port is quiet), so nothing that had already arrived is lost, and the order of items holds.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class SerialOptions:
 
     baud_rate: int = 115200
     #: The reader takes what each port holds once per this interval, s (the smallest among the open drivers).
-    #: Adds at most this latency; shorter costs more CPU (about linearly).
-    poll_interval_s: float = 0.02
+    #: Adds at most this latency. 40 ms is a live plot's redraw period (25 Hz); the transport's CPU grows about
+    #: linearly with the rate of rounds (docs/drivers.md has the figures).
+    poll_interval_s: float = 0.04
     #: Attempts to open the port in ``connect()`` before giving up with DeviceUnavailableError.
     n_open_attempts: int = 3
     #: First wait before reopening a vanished port, s; doubles per failed attempt up to ``reopen_max_s``.
