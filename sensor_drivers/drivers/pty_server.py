@@ -21,12 +21,15 @@ fit is dropped and counted (:attr:`PtyServer.n_bytes_overflowed`), like a UART o
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import queue
 import select
 import shutil
+import struct
 import tempfile
+import termios
 import threading
 import time
 import tty
@@ -165,6 +168,20 @@ class PtyServer:
     def plugged(self) -> bool:
         """Whether the device is plugged in."""
         return self._master is not None
+
+    def n_bytes_unread(self) -> int:
+        """Bytes sent (or held back) that the driver has not read yet; 0 while unplugged.
+
+        Lets a test unplug at a moment when nothing is in flight, so that it can check that nothing was lost.
+        """
+        slave = self._slave
+        if slave is None:
+            return 0
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+        return queued + len(self._pending)
 
     def unplug(self) -> None:
         """Pull the cable: close the pty and remove the symlink. Readings due meanwhile are lost."""

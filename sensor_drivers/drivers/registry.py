@@ -153,7 +153,7 @@ class SourceOptions:
         return value
 
     def number(self, name: str, default: float | None = None, *, minimum: float | None = None) -> float | None:
-        """A finite number, optionally at least ``minimum`` (exclusive of nothing: ``minimum`` itself is allowed)."""
+        """A finite number, optionally at least ``minimum`` (``minimum`` itself is allowed)."""
         value = self._raw(name)
         if value is None:
             return default
