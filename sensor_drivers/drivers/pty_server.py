@@ -105,7 +105,7 @@ class PtyServer:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
-        #: Set when every reading has been written (or the server was closed).
+        #: Set when every reading has been written (or the server was closed); the pty stays until close().
         self.finished = threading.Event()
         #: Bytes the driver wrote to the device.
         self.received = bytearray()
@@ -336,6 +336,10 @@ class PtyServer:
     def _run(self) -> None:
         try:
             self._stream()
+            self.finished.set()
+            # Out of readings, the device stays plugged in: it still takes what the driver writes, and faults.
+            while not self._stop.is_set():
+                self._service(0.05)
         except BaseException as exc:
             self.error = exc
             log.exception("pty server %s failed", self.link_path)

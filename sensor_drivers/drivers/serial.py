@@ -69,6 +69,8 @@ class SerialOptions:
     reopen_max_s: float = 2.0
     #: Lock the port (flock) so that a second program cannot read from it at the same time.
     exclusive: bool = True
+    #: Pause between two start writes, s (WitMotion devices need about 10 ms between unlock, rate and save).
+    start_write_gap_s: float = 0.01
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -239,9 +241,10 @@ class SerialDriver(Driver):
         # timeout=0: reads return at once with what is there; the reader thread sets the pace.
         port = serial.Serial(port=self.port, baudrate=opts.baud_rate, timeout=0, exclusive=opts.exclusive)
         try:
-            for data in self.start_writes:
+            for index, data in enumerate(self.start_writes):
+                if index and opts.start_write_gap_s:
+                    time.sleep(opts.start_write_gap_s)
                 port.write(data)
-            if self.start_writes:
                 port.flush()
         except BaseException:
             _close_quietly(port)

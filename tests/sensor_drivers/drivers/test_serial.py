@@ -260,3 +260,16 @@ def test_options_are_validated() -> None:
         SerialOptions(baud_rate=0)
     with pytest.raises(ValueError, match="poll_interval_s"):
         SerialOptions(poll_interval_s=-1)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
+async def test_start_writes_are_sent_in_order_with_a_gap() -> None:
+    arrivals: list[tuple[float, bytes]] = []
+    with PtyServer(toy.readings(1), toy.ToyEncoder(), on_receive=lambda b: arrivals.append((time.monotonic(), b))) as s:
+        writes = [b"UNLOCK\n", b"RATE 200\n", b"SAVE\n"]
+        s.start()  # serving (reading what the driver writes) before the driver opens the port
+        async with make_driver(s, start_writes=writes, options=SerialOptions(start_write_gap_s=0.05)):
+            await asyncio.sleep(0.1)
+    assert b"".join(b for _, b in arrivals) == b"".join(writes)
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.08  # two gaps of 50 ms (less the reader's timing slack)
