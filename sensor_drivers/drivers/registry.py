@@ -26,54 +26,19 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from sensor_drivers.drivers.base import Driver
 from sensor_drivers.drivers.ble import BleClientFactory, BleDriver, BleOptions
+from sensor_drivers.drivers.builtin_protocols import builtin_ble_protocols, builtin_serial_protocols
 from sensor_drivers.drivers.kit import ON_CONNECT_ERROR_CHOICES, KitDriver
+from sensor_drivers.drivers.protocol_specs import BleProtocolSpec, SerialProtocolSpec
 from sensor_drivers.drivers.serial import SerialDriver, SerialOptions
 from sensor_drivers.errors import SourceError
-from sensor_drivers.protocols.base import BleDeviceEmulator, BleProfile, StreamDecoder, StreamEncoder
 from sensor_drivers.sites import Site
-
-# -- Protocol specs ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SerialProtocolSpec:
-    """How the ``serial`` scheme (and the virtual patient) builds one byte-stream protocol."""
-
-    name: str
-    description: str
-    make_decoder: Callable[[], StreamDecoder]
-    #: Configuration bytes written after every (re)open, given the requested rate (``None``: the device's own).
-    #: Raise ValueError naming the accepted rates for one the device cannot do.
-    start_writes: Callable[[float | None], list[bytes]] = field(default=lambda rate_hz: [])
-    default_baud: int = 115200
-    default_rate_hz: float = 200.0
-    #: Where the protocol's sequence counter wraps (``None``: no wrap, or no counter).
-    seq_modulus: int | None = None
-    #: The device side, for the virtual patient's pty server.
-    make_encoder: Callable[[], StreamEncoder] | None = None
-
-
-@dataclass(frozen=True)
-class BleProtocolSpec:
-    """How the ``ble`` scheme (and the virtual patient) builds one BLE protocol."""
-
-    name: str
-    description: str
-    #: A fresh profile configured for the requested rate (``None``: the protocol's default). Raise ValueError naming
-    #: the accepted rates for one the device cannot do.
-    make_profile: Callable[[float | None], BleProfile]
-    default_rate_hz: float = 60.0
-    seq_modulus: int | None = None
-    #: The device side, for the GATT-level fake.
-    make_emulator: Callable[[], BleDeviceEmulator] | None = None
-
 
 # -- Parsing ----------------------------------------------------------------------------------------------------------
 
@@ -238,6 +203,10 @@ class DriverRegistry:
         :class:`~sensor_drivers.drivers.fake_gatt.FakeRadio`'s.
     lazy_schemes
         Scheme → module to import the first time the scheme is used (the module registers it).
+    builtin_schemes
+        Register ``serial``, ``ble`` and ``kit``.
+    builtin_protocols
+        Register the real device protocols (WitMotion serial and BLE, Movella DOT, the StrideTwin frame).
     """
 
     def __init__(
@@ -246,6 +215,7 @@ class DriverRegistry:
         client_factory: BleClientFactory | None = None,
         lazy_schemes: Mapping[str, str] | None = None,
         builtin_schemes: bool = True,
+        builtin_protocols: bool = True,
     ) -> None:
         self.client_factory = client_factory
         self._schemes: dict[str, SchemeFactory] = {}
@@ -256,6 +226,11 @@ class DriverRegistry:
             self.register_scheme("serial", build_serial)
             self.register_scheme("ble", build_ble)
             self.register_scheme("kit", build_kit_file)
+        if builtin_protocols:
+            for serial_spec in builtin_serial_protocols():
+                self.register_serial_protocol(serial_spec)
+            for ble_spec in builtin_ble_protocols():
+                self.register_ble_protocol(ble_spec)
 
     # -- registration -------------------------------------------------------------------------------------------
 
@@ -517,7 +492,7 @@ def build_kit_file(source: Source, options: SourceOptions, registry: DriverRegis
 
 # -- The process-wide registry ----------------------------------------------------------------------------------------
 
-#: The registry the module-level functions use.
+#: The registry the module-level functions use, with the real device protocols registered.
 default_registry = DriverRegistry()
 
 
