@@ -33,6 +33,7 @@ SITES = "pelvis, thigh_l, thigh_r, shank_l, shank_r"
 
 
 def toy_registry(radio: FakeRadio | None = None, **kwargs: object) -> DriverRegistry:
+    kwargs.setdefault("builtin_protocols", False)
     registry = DriverRegistry(client_factory=(radio or FakeRadio()).client_factory, **kwargs)  # type: ignore[arg-type]
     registry.register_serial_protocol(
         SerialProtocolSpec(
@@ -247,9 +248,15 @@ def test_bad_source_gives_a_clear_error(text: str, message: str) -> None:
         toy_registry().build(text)
 
 
+def test_default_registry_knows_the_real_protocols() -> None:
+    registry = DriverRegistry()
+    assert sorted(registry.serial_protocols) == ["stridetwin", "witmotion"]
+    assert sorted(registry.ble_protocols) == ["dot", "witmotion-ble"]
+
+
 def test_error_when_no_protocol_is_registered() -> None:
     with pytest.raises(SourceError, match="needs protocol=NAME; accepted: none registered"):
-        DriverRegistry().build("serial:/dev/x")
+        DriverRegistry(builtin_protocols=False).build("serial:/dev/x")
 
 
 def test_bad_lists_give_clear_errors() -> None:
