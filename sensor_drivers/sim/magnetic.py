@@ -30,11 +30,11 @@ class Dipole:
 
 #: Steel beside and under the walkway, positions as fractions of a 20 m walkway in x (scaled with its length).
 INDOOR_DIPOLES_20M: tuple[Dipole, ...] = (
-    Dipole((1.5, 1.1, 0.5), (8.0, 0.0, -6.0)),  # bed frame beside the start
-    Dipole((6.0, -1.0, 0.7), (0.0, -10.0, 4.0)),  # radiator
-    Dipole((10.0, 0.0, -0.25), (0.0, 0.0, 3.0)),  # reinforcement under the floor
-    Dipole((14.5, 1.2, 1.0), (-6.0, 6.0, 0.0)),  # steel door frame
-    Dipole((19.0, -1.1, 0.4), (5.0, 5.0, -5.0)),  # equipment trolley near the end
+    Dipole((1.5, 1.0, 0.5), (40.0, 0.0, -30.0)),  # bed frame beside the start
+    Dipole((6.0, -0.9, 0.6), (0.0, -50.0, 20.0)),  # radiator
+    Dipole((10.0, 0.0, -0.3), (0.0, 0.0, 15.0)),  # reinforcement under the floor
+    Dipole((14.5, 1.0, 1.0), (-30.0, 30.0, 0.0)),  # steel door frame
+    Dipole((19.0, -1.0, 0.4), (25.0, 25.0, -25.0)),  # equipment trolley near the end
 )
 
 

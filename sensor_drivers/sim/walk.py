@@ -146,11 +146,15 @@ def contact_phases(body: BodyModel, pattern: GaitPattern, n_grid: int = 500) -> 
         fc[side] = float(np.mod(ic[side] + stance, 1.0))
         # Heel and toe level: the last phase where (heel − toe) turns positive before final contact (the heel rises
         # for good from there), kept inside the stance so that the transition window fits.
+        # A foot that lands toes first (slow, stiff gait) carries its weight on the toe from landing on.
         start = grid[index] if len(landed) else ic[side]
-        inside = np.flatnonzero((grid >= start + 0.15 * stance) & (grid <= start + 0.85 * stance))
+        inside = np.flatnonzero((grid >= start + WEIGHT_ACCEPTANCE_CYCLES) & (grid <= start + 0.85 * stance))
         diff = legs[side].heel_m[inside, 2] - legs[side].toe_m[inside, 2]
         crossing = np.flatnonzero((diff[:-1] <= 0.0) & (diff[1:] > 0.0))
-        centre = grid[inside[crossing[-1]]] if len(crossing) else start + 0.5 * stance
+        if diff[0] > 0.0:
+            centre = start + WEIGHT_ACCEPTANCE_CYCLES - HEEL_TO_TOE_CYCLES / 2
+        else:
+            centre = grid[inside[crossing[-1]]] if len(crossing) else start + 0.5 * stance
         toe_shift[side] = float(centre - start)
     return ContactPhases(ic=ic, fc=fc, toe_shift=toe_shift)
 
@@ -295,7 +299,8 @@ class Walker:
 
     def _heel_to_toe_centres(self) -> NDArray[np.float64]:
         """Phase at which each stance's contact passes from heel to toe: where the two are last level before the
-        heel rises for good, or at landing for a step that lands toes first (small steps, slow stiff gait)."""
+        heel rises for good, or at landing for a step that lands toes first; found again at the step's own
+        amplitude for the steps of gait initiation and termination."""
         n = len(self.ds)
         sides = [other(self.ds.lead[0]), *self.ds.lead]
         centres = np.array([self._stance_ics[k] + self.contacts.toe_shift[sides[k]] for k in range(n + 1)])
@@ -304,6 +309,8 @@ class Walker:
             j = k - 1
             end = self.ds.phi_fc[j + 1] if j + 1 < n else self.timeline.phi_end
             span = np.linspace(self._stance_ics[k] + rest, max(end, self._stance_ics[k] + rest + 1e-3), 120)
+            if self.timeline.amplitude(span).min() >= 1.0:
+                continue  # full amplitude: as found for the pattern
             amp = self.timeline.amplitude(span)
             joints = self.pattern.joints(span, amp)
             side = sides[k]
