@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -455,4 +455,4 @@ def _ringing_response(ringing: Ringing, events: NDArray[np.float64], t: FloatArr
     return value, rate, accel
 
 
-__all__ = ["SensorTrack", "VirtualPatient", "VirtualRecording", "replace"]
+__all__ = ["SensorTrack", "VirtualPatient", "VirtualRecording"]
