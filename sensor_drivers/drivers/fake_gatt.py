@@ -227,6 +227,15 @@ class FakePeripheral:
                 self._exhausted = True
         return self._next
 
+    def start_clock(self, t0_wall: float, t0_s: float = 0.0) -> None:
+        """The device has been measuring since ``t0_wall`` (``loop.time()``) with reading time ``t0_s`` due then.
+
+        Several emulated devices given one origin sample on one timeline, like real sensors that run before anyone
+        subscribes: readings that fell due before the driver started streaming are not sent (counted as lost).
+        Without it, the first reading is due when streaming first starts.
+        """
+        self._t0_wall, self._t0_s = t0_wall, t0_s
+
     def _start_pump(self, client: FakeBleakClient) -> None:
         loop = asyncio.get_running_loop()
         first = self._peek()

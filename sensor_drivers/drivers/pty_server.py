@@ -59,6 +59,10 @@ class PtyServer:
         Time scale: 1.0 is real time, 10.0 ten times faster; ``math.inf`` writes as fast as the reader takes it.
     link_path
         Where to keep the stable symlink; default ``<new temp dir>/tty`` (the temp dir is removed by :meth:`close`).
+    origin_s
+        The readings' time due at the start of streaming (default: the first reading's time). Several servers
+        given one origin and one start time (:meth:`start`'s ``t0_wall``) stay on one timeline even when a
+        server's first readings are missing (lost packets).
     unplugs
         Scheduled unplugs as ``(at_time_s, duration_s)`` on the readings' clock; the server replugs by itself.
     on_receive
@@ -75,6 +79,7 @@ class PtyServer:
         *,
         speed: float = 1.0,
         link_path: str | os.PathLike[str] | None = None,
+        origin_s: float | None = None,
         unplugs: Sequence[tuple[float, float]] = (),
         on_receive: Callable[[bytes], None] | None = None,
     ) -> None:
@@ -84,6 +89,8 @@ class PtyServer:
             if duration_s < 0:
                 raise ValueError(f"unplug at {at_s} s has a negative duration {duration_s} s")
         self._readings = iter(readings)
+        self._origin_s = origin_s
+        self._t0_wall: float | None = None
         self.encoder = encoder
         self.speed = float(speed)
         self._unplugs = sorted(unplugs)
@@ -125,8 +132,12 @@ class PtyServer:
             self._plug()
         return self
 
-    def start(self) -> PtyServer:
-        """Start streaming the readings in a background thread (opens the pty first if needed)."""
+    def start(self, t0_wall: float | None = None) -> PtyServer:
+        """Start streaming the readings in a background thread (opens the pty first if needed).
+
+        ``t0_wall`` (``time.monotonic()``) is when the origin reading is due; default: now.
+        """
+        self._t0_wall = t0_wall
         self.open()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"pty-server-{self.link_path.name}", daemon=True)
@@ -348,8 +359,8 @@ class PtyServer:
 
     def _stream(self) -> None:
         speed = self.speed
-        t0_wall = time.monotonic()
-        t0_s: float | None = None
+        t0_wall = self._t0_wall if self._t0_wall is not None else time.monotonic()
+        t0_s: float | None = self._origin_s
         unplugs = list(self._unplugs)
         replug_at_s: float | None = None
         for time_s, reading in self._readings:

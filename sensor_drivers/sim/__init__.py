@@ -11,6 +11,7 @@ from sensor_drivers.sim.imu_errors import AxisErrors, ImuErrorConfig
 from sensor_drivers.sim.magnetic import Dipole, MagneticEnvironment
 from sensor_drivers.sim.mounting import Fault, Mounting, default_mounting
 from sensor_drivers.sim.patient import SensorTrack, VirtualPatient, VirtualRecording
+from sensor_drivers.sim.source import SimDriver  # registers the ``sim:`` source scheme
 from sensor_drivers.sim.truth import JOINT_ANGLE_NAMES, GaitEvent, GroundTruth, SensorTruth, Stride
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Mounting",
     "SensorTrack",
     "SensorTruth",
+    "SimDriver",
     "Stride",
     "VirtualPatient",
     "VirtualPatientConfig",

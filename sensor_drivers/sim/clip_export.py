@@ -12,12 +12,14 @@ The truth is written beside the clip: ``walk.stclip`` → ``walk.truth.npz`` + `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sensor_drivers.drivers.base import SensorInfo
 from sensor_drivers.recording.clipfile import ClipWriter
 from sensor_drivers.sample import LinkEvent, LinkState
+from sensor_drivers.sim.config import VirtualPatientConfig
 from sensor_drivers.sim.patient import VirtualRecording
 from sensor_drivers.timing.transport_sim import BleLatency, SerialLatency
 
@@ -30,12 +32,10 @@ def truth_path_for(clip_path: str | Path) -> Path:
     return clip_path.with_name(f"{clip_path.stem}.truth.npz")
 
 
-def clip_metadata(recording: VirtualRecording) -> dict[str, object]:
-    """Patient, protocol and simulation metadata of a virtual recording (a pseudonym, never a name)."""
-    config = recording.config
+def patient_metadata(config: VirtualPatientConfig) -> dict[str, Any]:
+    """The patient and test-protocol metadata of a virtual patient (a pseudonym, never a name)."""
     affected = config.paretic_side if config.profile == "hemiparetic" else None
     return {
-        "clock_origin_host_s": 0.0,
         "patient": {
             "pseudonym": f"VIRTUAL-{config.profile.upper()}-{config.seed}",
             "height_m": config.height_m,
@@ -43,7 +43,16 @@ def clip_metadata(recording: VirtualRecording) -> dict[str, object]:
             "affected_side": affected,
         },
         "protocol": {"test": "walkway", "walkway_length_m": config.walkway_length_m},
-        "simulation": {"profile": config.profile, "seed": config.seed, "speed_m_s": recording.truth.steady_speed_m_s},
+    }
+
+
+def clip_metadata(recording: VirtualRecording) -> dict[str, Any]:
+    """Metadata of a clip written offline: clip clock = simulation time, patient, protocol, simulation."""
+    config = recording.config
+    return {
+        "clock_origin_host_s": 0.0,
+        **patient_metadata(config),
+        "simulation": {"profile": config.profile, "seed": config.seed, "truth_origin_host_s": 0.0},
     }
 
 
