@@ -283,9 +283,9 @@ class StrideSegmentation:
                     # the first / last strides of the leg, counted in swings and, in case a swing was not seen
                     # (a tiny first step, a gap), in median stride times from the bout's first toe-off / last contact
                     n = self.n_transition_strides
-                    if stride.swings_from_start < n or (stride.ic_s - bout_start) / median < n:
+                    if stride.swings_from_start < n or (stride.ic_s - bout_start) / median < n - 0.25:
                         reasons[id(stride)] = "acceleration"
-                    elif stride.swings_from_end < n or (bout_end - stride.next_ic_s) / median < n:
+                    elif stride.swings_from_end < n or (bout_end - stride.next_ic_s) / median < n - 0.25:
                         reasons[id(stride)] = "deceleration"
                     elif stride.duration_s > self.pause_factor * median:
                         reasons[id(stride)] = "pause"
