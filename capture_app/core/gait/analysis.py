@@ -46,7 +46,7 @@ class GaitAnalysis:
         segmentation: StrideSegmentation | None = None,
         lengths: WalkwayScaledLengths | None = None,
         metrics: SpatiotemporalMetrics | None = None,
-        max_bridge_s: float = 0.05,
+        max_bridge_s: float = 0.1,
         min_strides: int = 3,
         report_loss_s: float = 0.5,
     ):
@@ -247,7 +247,7 @@ class LiveGait:
         max_kept: int = 256,
         n_cadence_strides: int = 6,
         swing_detector: SwingDetector | None = None,
-        max_bridge_s: float = 0.05,
+        max_bridge_s: float = 0.1,
     ):
         #: Grid rate of the blocks, Hz.
         self.rate_hz = rate_hz

@@ -10,11 +10,12 @@ with the feet side by side, so each foot travels the walkway length ``W`` once, 
     scale_side = W / Σ_swings 2 sin(Δθ_j / 2),     length_j = scale_side · 2 sin(Δθ_j / 2).
 
 Each leg gets its own scale (its model error, e.g. from circumduction on the paretic side, is absorbed), and each
-foot's swings then add up to the walkway exactly. Swings the sensor did not see whole are filled in with the median
-of their neighbours: a swing whose toe-off or contact fell in lost data, and swings hidden in a gap (counted from the
-time between the swings around it, in median swing-to-swing times). A leg whose sensor missed the start or the end
-of the walk, or more than ``max_imputed_fraction`` of its swings, borrows the other leg's scale, or gets no lengths
-if both are so.
+foot's swings then add up to the walkway exactly. A swing whose toe-off or contact fell in lost data uses its lobe's
+forward rotation (∫max(ω, 0) dt) times the leg's usual excursion/lobe ratio; swings the sensor did not see at all
+are filled in with the median of their neighbours: those hidden in a gap (counted from the time between the swings
+around it, in median swing-to-swing times) and those with too much of the lobe lost. A leg whose sensor missed the
+start or the end of the walk, or more than ``max_imputed_fraction`` of its swings, borrows the other leg's scale, or
+gets no lengths if both are so.
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ class WalkwayScaledLengths:
             self.n_imputed_[side] = 0
             if not own:
                 continue
-            values = _impute([None if s.excursion_rad is None else chord(s.excursion_rad) for s in own])
+            values = _impute(_excursions(own))
             hidden = self._hidden(own, (lost_s or {}).get(side, []))
-            n_imputed = sum(s.excursion_rad is None for s in own) + sum(hidden)
+            n_imputed = sum(s.excursion_rad is None and s.lobe_rotation_rad is None for s in own) + sum(hidden)
             self.n_imputed_[side] = n_imputed
             if values is None or n_imputed > self.max_imputed_fraction * (len(own) + sum(hidden)):
                 continue
@@ -115,6 +116,22 @@ class WalkwayScaledLengths:
             for g, t0, t1 in zip(gaps, times[:-1], times[1:], strict=True)
         ]
         return [*hidden, 0]
+
+
+def _excursions(own: list[Swing]) -> list[float | None]:
+    """Each swing's chord; without FC or IC, from its lobe rotation times the leg's usual excursion/lobe ratio."""
+    pairs = [(s.excursion_rad, s.lobe_rotation_rad) for s in own
+             if s.excursion_rad is not None and s.lobe_rotation_rad]  # fmt: skip
+    ratio = float(np.median([e / lobe for e, lobe in pairs])) if pairs else None
+    out: list[float | None] = []
+    for s in own:
+        if s.excursion_rad is not None:
+            out.append(chord(s.excursion_rad))
+        elif s.lobe_rotation_rad is not None and ratio is not None:
+            out.append(chord(ratio * s.lobe_rotation_rad))
+        else:
+            out.append(None)
+    return out
 
 
 def _impute(values: list[float | None]) -> list[float] | None:

@@ -72,10 +72,16 @@ class Swing:
     ic_s: float | None
     #: Peak sagittal angular velocity of the swing, rad/s.
     peak_rad_s: float
-    #: Shank rotation from FC to IC (∫ω dt), rad; ``None`` without both events.
+    #: Shank rotation from FC to IC (∫ω dt), rad, the stride-length model's input; ``None`` without both events or
+    #: where too much of the swing lobe was not received.
     excursion_rad: float | None
     #: "impact" or "gyro": how the IC was placed (see the module docstring).
     ic_method: str
+    #: The swing lobe (where ω is positive around the swing), s, and its forward rotation ∫max(ω, 0) dt, rad: a stand-in
+    #: for the excursion where FC or IC is missing (``None`` where too much of the lobe was not received).
+    lobe_start_s: float
+    lobe_end_s: float
+    lobe_rotation_rad: float | None
     #: Start of the run of valid rows this swing lies in (clip clock, s): two swings with the same run start have no
     #: gap between them.
     run_start_s: float
@@ -212,6 +218,7 @@ class SwingDetector:
         run_start = float(time_s[0]) if run_start_s is None else run_start_s
         swings: list[Swing] = []
         previous_ic = 0
+        half = _odd(self.swing_smoothing_s * rate_hz) // 2
         for k, (a, b, ms, peak) in enumerate(lobes):
             if open_end and b + lookahead_n >= n:
                 break
@@ -222,10 +229,14 @@ class SwingDetector:
             ic_index, ic_t, method = self._initial_contact(fine, jerk, ms, b, next_start, time_s, rate_hz)
             if ic_index is not None:
                 previous_ic = ic_index
-            excursion = None
-            if fc is not None and ic_t is not None:
-                excursion = _integral(time_s, omega_rad_s, fc, ic_t)
-            swings.append(Swing(side, fc, float(time_s[ms]), ic_t, peak, excursion, method, run_start))
+            # the lobe (the raw positive lobe extends up to half a smoothing window beyond the smoothed one)
+            lo = max(a - half, lobes[k - 1][1] if k else 0, 0)
+            hi = min(b + half, next_start, n)
+            excursion = None if fc is None or ic_t is None else _integral(time_s, omega_rad_s, fc, ic_t)
+            forward = np.maximum(omega_rad_s[lo:hi], 0.0)
+            lobe = float(np.sum(0.5 * (forward[1:] + forward[:-1]) * np.diff(time_s[lo:hi])))
+            swings.append(Swing(side, fc, float(time_s[ms]), ic_t, peak, excursion, method, float(time_s[lo]),
+                                float(time_s[hi - 1]), lobe, run_start))  # fmt: skip
         return swings
 
     def _final_contact(
@@ -320,9 +331,9 @@ def bridge_short_gaps(
 ) -> tuple[list[FloatArray], BoolArray, BoolArray]:
     """Fill gaps of at most ``max_gap_n`` rows between valid rows by linear interpolation.
 
-    A lost packet or two (10–30 ms) must not cost a stride; a longer gap stays a gap. Returns the filled columns, the
-    new validity and the mask of filled rows: callers drop any event placed on a filled row, so that no event is ever
-    located in data that was not received.
+    A burst of lost packets (up to 0.1 s by default) must not cost a stride; a longer gap stays a gap. Returns the
+    filled columns, the new validity and the mask of filled rows: callers drop any event placed near a filled row, so
+    that no event is ever located in data that was not received.
     """
     filled = np.zeros(ok.size, dtype=bool)
     for a, b in valid_runs(~ok, min_samples=1):
@@ -340,24 +351,42 @@ def bridge_short_gaps(
     return out, ok | filled, filled
 
 
+#: Filled-in rows inside a swing beyond this much time make its FC-to-IC rotation unreliable, s …
+MAX_FILLED_IN_SWING_S = 0.03
+#: … and beyond this much its lobe rotation too (a linear bridge across a smooth swing lobe costs a few %), s.
+MAX_FILLED_IN_LOBE_S = 0.1
+
+
 def _drop_events_on(swing: Swing, time_s: FloatArray, filled: BoolArray) -> Swing:
-    """The swing without events that fall on filled (not received) rows."""
+    """The swing without events whose instant may have been hidden by filled-in (not received) rows.
+
+    An event is dropped when it lies on a filled run of rows, one row before it, or within the run's own length after
+    it (the true instant could have been inside the run and the detector found the next feature after it). A swing
+    with more than ``MAX_FILLED_IN_SWING_S`` filled in inside its lobe loses its excursion (and beyond
+    ``MAX_FILLED_IN_LOBE_S`` its lobe rotation).
+    """
     if not filled.any():
         return swing
+    dt = float(np.median(np.diff(time_s))) if time_s.size > 1 else 0.0
+    guards = [(time_s[a] - dt, time_s[b - 1] + (b - a) * dt + dt) for a, b in valid_runs(filled, min_samples=1)]
 
-    def on_filled(t: float | None) -> bool:
-        if t is None:
-            return False
-        i = int(np.clip(np.searchsorted(time_s, t), 0, time_s.size - 1))
-        near = filled[max(0, i - 1) : i + 1]
-        return bool(near.any())
+    def hidden(t: float | None) -> bool:
+        return t is not None and any(lo <= t <= hi for lo, hi in guards)
 
-    fc = None if on_filled(swing.fc_s) else swing.fc_s
-    ic = None if on_filled(swing.ic_s) else swing.ic_s
-    if (fc, ic) == (swing.fc_s, swing.ic_s):
+    fc = None if hidden(swing.fc_s) else swing.fc_s
+    ic = None if hidden(swing.ic_s) else swing.ic_s
+    excursion, lobe = swing.excursion_rad, swing.lobe_rotation_rad
+    inside = (time_s >= swing.lobe_start_s) & (time_s <= swing.lobe_end_s)
+    filled_s = np.sum(filled[inside]) * dt
+    if filled_s > MAX_FILLED_IN_SWING_S:
+        excursion = None  # interpolated data inside the swing would bias its rotation
+    if filled_s > MAX_FILLED_IN_LOBE_S:
+        lobe = None
+    if fc is None or ic is None:
+        excursion = None
+    if (fc, ic, excursion, lobe) == (swing.fc_s, swing.ic_s, swing.excursion_rad, swing.lobe_rotation_rad):
         return swing
-    excursion = None if fc is None or ic is None else swing.excursion_rad
-    return replace(swing, fc_s=fc, ic_s=ic, excursion_rad=excursion)
+    return replace(swing, fc_s=fc, ic_s=ic, excursion_rad=excursion, lobe_rotation_rad=lobe)
 
 
 class ShankEventDetector:
@@ -372,7 +401,7 @@ class ShankEventDetector:
         self,
         swing_detector: SwingDetector | None = None,
         axis: SagittalAxis | FixedAxis | None = None,
-        max_bridge_s: float = 0.05,
+        max_bridge_s: float = 0.1,
     ):
         #: The event rules (``SwingDetector()`` when ``None``).
         self.swing_detector = swing_detector
@@ -446,7 +475,7 @@ class LiveShankEvents:
         max_kept: int = 256,
         swing_detector: SwingDetector | None = None,
         axis: SagittalAxis | FixedAxis | None = None,
-        max_bridge_s: float = 0.05,
+        max_bridge_s: float = 0.1,
     ):
         #: "left" or "right".
         self.side = side

@@ -29,7 +29,8 @@ def test_events_are_placed_at_known_times(stride_s: float, peak: float) -> None:
     s = synthetic_shank(stride_s=stride_s, swing_peak_rad_s=peak)
     detector = _detect(s)
     ic, fc = _times(detector.events_, "ic"), _times(detector.events_, "fc")
-    assert ic.size == s.ic_s.size and fc.size == s.fc_s.size
+    assert ic.size == s.ic_s.size
+    assert fc.size == s.fc_s.size
     assert np.max(np.abs(ic - s.ic_s)) < 0.006  # impact onset, half a sample
     assert np.max(np.abs(fc - s.fc_s)) < 0.015
     ms = _times(detector.events_, "ms")
@@ -99,7 +100,8 @@ def test_standing_still_gives_no_axis_and_no_events() -> None:
     acc = np.tile([9.81, 0.0, 0.0], (t.size, 1))
     detector = ShankEventDetector().detect(t, gyr, acc, np.ones(t.size, bool), 100.0, "left")
     assert detector.axis_.axis_ is None
-    assert detector.events_ == [] and detector.swings_ == []
+    assert detector.events_ == []
+    assert detector.swings_ == []
 
 
 @pytest.mark.parametrize("flip", [1.0, -1.0])
@@ -108,17 +110,20 @@ def test_axis_is_found_and_signed_from_the_walking(flip: float) -> None:
     s = synthetic_shank(axis=tuple(axis))
     fitted = SagittalAxis().fit(s.gyr_rad_s)
     assert fitted.axis_ @ (axis / np.linalg.norm(axis)) > 0.995
-    assert fitted.skew_ > 0 and not fitted.sign_from_prior_
+    assert fitted.skew_ > 0
+    assert not fitted.sign_from_prior_
     # a prior pointing the other way does not overrule a clear skew, but its angle is reported
     prior = SagittalAxis(prior_axis=tuple(-axis)).fit(s.gyr_rad_s)
-    assert prior.axis_ @ axis > 0 and prior.angle_to_prior_deg_ > 170
+    assert prior.axis_ @ axis > 0
+    assert prior.angle_to_prior_deg_ > 170
 
 
 def test_prior_decides_the_sign_only_without_skew() -> None:
     rng = np.random.default_rng(2)
     gyr = np.outer(np.sin(np.linspace(0, 60, 3000)) * 3.0, [0.0, 1.0, 0.0]) + rng.normal(0, 0.01, (3000, 3))
     fitted = SagittalAxis(prior_axis=(0.0, -1.0, 0.0)).fit(gyr)
-    assert fitted.sign_from_prior_ and fitted.axis_[1] < -0.99
+    assert fitted.sign_from_prior_
+    assert fitted.axis_[1] < -0.99
 
 
 @pytest.mark.parametrize("site", [Site.SHANK_L, Site.SHANK_R])
@@ -165,5 +170,7 @@ def test_live_memory_is_bounded() -> None:
         rows = slice(start, start + 10)
         live.update(s.time_s[rows], s.gyr_rad_s[rows], s.acc_m_s2[rows], s.valid[rows])
     assert live.n_swings_ == 40
-    assert len(live.swings_) == 5 and len(live.events_) <= 15
-    assert live._time.size == 600 and live._gyr.shape == (600, 3)
+    assert len(live.swings_) == 5
+    assert len(live.events_) <= 15
+    assert live._time.size == 600
+    assert live._gyr.shape == (600, 3)

@@ -15,6 +15,8 @@ from .conftest import Walk, blocks, invalidated, match_events, with_sites
 #: The issue's targets.
 MAX_MEAN_TIMING_ERROR_S = 0.020
 MAX_SPEED_ERROR = 0.03
+#: A true event may only be missing where the sensor lost data this close to it (bridged gaps of up to 0.1 s).
+LOSS_MARGIN_S = 0.12
 
 
 def _steady_truth(walk: Walk, side: str, kind: str) -> np.ndarray:
@@ -35,21 +37,30 @@ def test_event_timing_and_steady_strides_meet_the_targets(walk_name: str, reques
             truth = _steady_truth(walk, side, kind)
             detected = np.array([e.time_s for e in analysis.events_ if e.side == side and e.kind == kind])
             error = match_events(detected, truth)
-            errors.append(error)
-            assert np.isfinite(error).all(), f"{kind} {side}: missed steady events"
+            errors.append(error[np.isfinite(error)])
+            # an event is only allowed to be missing where the sensor lost data next to it (none is invented there)
+            signals = walk.kit.sites[Site.SHANK_L if side == "left" else Site.SHANK_R]
+            lost_s = walk.kit.time_s[~signals.valid]
+            for t in truth[np.isnan(error)]:
+                assert np.any(np.abs(lost_s - t) <= LOSS_MARGIN_S), f"{kind} {side} at {t:.2f} s missed"
             # no extra events in the steady section either
             inside = detected[(detected >= walk.truth.steady_start_s) & (detected <= walk.truth.steady_end_s)]
             assert np.isfinite(match_events(truth, inside)).all(), f"{kind} {side}: extra events"
         assert abs(np.mean(np.concatenate(errors))) <= MAX_MEAN_TIMING_ERROR_S, kind
-    # every true steady stride is found (same IC to IC)
+    # every true steady stride is found (same IC to IC), unless one of its contacts fell next to lost data
+    lost_s = {side: walk.kit.time_s[~walk.kit.sites[site].valid] for side, site in
+              (("left", Site.SHANK_L), ("right", Site.SHANK_R))}  # fmt: skip
     for stride in (s for s in walk.truth.strides if s.steady):
-        assert any(
+        near_loss = any(np.any(np.abs(lost_s[stride.side] - t) <= LOSS_MARGIN_S)
+                        for t in (stride.ic_s, stride.next_ic_s))  # fmt: skip
+        assert near_loss or any(
             s.side == stride.side and abs(s.ic_s - stride.ic_s) < 0.05 and abs(s.next_ic_s - stride.next_ic_s) < 0.05
             for s in analysis.strides_
         ), stride
     # and what we call steady is steady in truth
     for stride in (s for s in analysis.strides_ if s.steady):
-        assert walk.truth.steady_start_s - 0.05 <= stride.ic_s and stride.next_ic_s <= walk.truth.steady_end_s + 0.05
+        assert walk.truth.steady_start_s - 0.05 <= stride.ic_s
+        assert stride.next_ic_s <= walk.truth.steady_end_s + 0.05
 
 
 @pytest.mark.slow
@@ -85,18 +96,21 @@ def test_live_and_offline_agree(hemiparetic_short: Walk) -> None:
             refined = np.array([e.time_s for e in offline.events_ if e.side == side and e.kind == kind])
             provisional = np.array([e.time_s for e in events if e.side == side and e.kind == kind])
             error = match_events(provisional, refined, tolerance_s=0.05)
-            assert np.isfinite(error).all() and np.max(np.abs(error)) <= 0.011
+            assert np.isfinite(error).all()
+            assert np.max(np.abs(error)) <= 0.011
             assert provisional.size == refined.size
     assert {(s.side, round(s.ic_s, 2)) for s in strides} == {(s.side, round(s.ic_s, 2)) for s in offline.strides_}
     assert live.cadence_steps_min_ == pytest.approx(walk.truth.cadence_steps_per_min, rel=0.05)
 
 
-def test_missing_shank_sensor_gives_the_other_side_and_says_why(hemiparetic_short: Walk) -> None:
-    walk = hemiparetic_short
+@pytest.mark.slow
+def test_missing_shank_sensor_gives_the_other_side_and_says_why(hemiparetic_20m: Walk) -> None:
+    walk = hemiparetic_20m
     kit = with_sites(walk.kit, {k: v for k, v in walk.kit.sites.items() if k is not Site.SHANK_L})
     analysis = GaitAnalysis().analyze(kit, walk.walkway_length_m)
     assert "gait.sensor_missing" in {v.code for v in analysis.verdicts_}
-    assert all(e.side == "right" for e in analysis.events_) and analysis.events_
+    assert all(e.side == "right" for e in analysis.events_)
+    assert analysis.events_
     assert "stride_time_r_s" in analysis.metrics_
     for name in ("stride_time_l_s", "step_time_symmetry_index_pct", "double_support_pct"):
         assert name not in analysis.metrics_
@@ -138,7 +152,8 @@ def test_standing_still_is_said_plainly(healthy_short: Walk) -> None:
     )
     analysis = GaitAnalysis().analyze(kit, walk.walkway_length_m)
     assert [v.code for v in analysis.verdicts_] == ["gait.standing_still"]
-    assert analysis.events_ == [] and analysis.strides_ == []
+    assert analysis.events_ == []
+    assert analysis.strides_ == []
     assert set(analysis.missing_) == set(METRICS) - {"n_strides_l", "n_strides_r", "n_steady_strides_l",
                                                       "n_steady_strides_r"}  # fmt: skip
     assert {v.code for v in analysis.missing_.values()} == {"gait.standing_still"}
@@ -166,7 +181,8 @@ def test_nans_and_saturation_do_not_crash(hemiparetic_short: Walk) -> None:
         sites[site] = SiteSignals(s.sensor_id, s.valid, acc, gyr)
     analysis = GaitAnalysis().analyze(with_sites(walk.kit, sites), walk.walkway_length_m)
     reference = GaitAnalysis().analyze(walk.kit, walk.walkway_length_m)
-    assert analysis.strides_ and all(np.isfinite(v) for v in analysis.metrics_.values())
+    assert analysis.strides_
+    assert all(np.isfinite(v) for v in analysis.metrics_.values())
     assert abs(analysis.metrics_["cadence_steps_min"] / reference.metrics_["cadence_steps_min"] - 1) < 0.02
 
 
@@ -182,6 +198,7 @@ def test_without_walkway_length_distances_are_missing_with_a_reason(healthy_shor
 def test_json_carries_strides_with_side_and_contact_time(healthy_short: Walk) -> None:
     doc = GaitAnalysis().analyze(healthy_short.kit, healthy_short.walkway_length_m).to_json()
     assert doc["schema"] == "stridetwin.gait/1"
-    assert doc["strides"] and {s["side"] for s in doc["strides"]} == {"left", "right"}
+    assert doc["strides"]
+    assert {s["side"] for s in doc["strides"]} == {"left", "right"}
     assert all(isinstance(s["ic_s"], float) for s in doc["strides"])
     assert set(doc["metrics"]) | set(doc["missing"]) == set(METRICS)
