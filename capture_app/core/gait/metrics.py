@@ -103,6 +103,8 @@ class SpatiotemporalMetrics:
         """
         self.metrics_: dict[str, float] = {}
         self.missing_: dict[str, Verdict] = {}
+        if walkway_length_m is None and length_reason is None:
+            length_reason = _no_walkway()  # lengths are scaled to the walkway: without it there are none
         steady = {side: [s for s in strides if s.side == side and s.steady] for side in SIDES}
         for side in SIDES:
             self.metrics_[f"n_strides_{side[0]}"] = float(sum(s.side == side for s in strides))

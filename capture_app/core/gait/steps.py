@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial.transform import Rotation
 
 from capture_app.core.gait.events import SIDES
-from capture_app.core.gait.strides import Stride, other_side
+from capture_app.core.gait.strides import Stride, integrate_rotation, other_side
 from sensor_drivers.frames import G_M_S2
 
 FloatArray = NDArray[np.float64]
@@ -73,7 +72,7 @@ class ShankInclination:
             if i1 - i0 < 10 or not ok[i0:i1].all():
                 continue
             gyr, acc = gyr_rad_s[i0:i1] - bias, acc_m_s2[i0:i1]
-            rotation = _integrate(gyr, np.diff(time_s[i0:i1]))
+            rotation = integrate_rotation(gyr, np.diff(time_s[i0:i1]))
             force = np.einsum("nij,nj->ni", rotation, acc)
             up = force.mean(axis=0)
             if np.linalg.norm(up) < 0.5 * G_M_S2:
@@ -87,17 +86,6 @@ class ShankInclination:
             self.inclination_rad_[i0:i1] = np.arctan2(-(up_sensor @ forward), up_sensor @ shank)
         self.long_axis_ = long_axis
         return self
-
-
-def _integrate(gyr_rad_s: FloatArray, dt_s: FloatArray) -> FloatArray:
-    """Rotation matrices (N, 3, 3) of the sensor relative to its first row (body-frame increments, trapezoid rate)."""
-    mid = 0.5 * (gyr_rad_s[1:] + gyr_rad_s[:-1]) * dt_s[:, None]
-    steps = Rotation.from_rotvec(mid).as_matrix()
-    out = np.empty((gyr_rad_s.shape[0], 3, 3))
-    out[0] = np.eye(3)
-    for k, step in enumerate(steps):
-        out[k + 1] = out[k] @ step
-    return out
 
 
 def step_lengths_m(

@@ -5,8 +5,8 @@ joins two contacts it separates. Each stride carries its own toe-off and the oth
 stance, swing, double support and step time). Strides are then marked steady or excluded, with the reason:
 
 - ``acceleration`` / ``deceleration``: the first and last ``n_transition_strides`` (2) strides of each leg in each
-  walking bout. Gait initiation and termination take about two strides to reach or leave steady walking (Miller &
-  Verstraete 1996; Lindemann et al. 2008 for frail walkers), and clinical walk tests leave out the first and last
+  walking bout. Speed and cadence build up over the first steps and fall over the last (gait initiation: Miller &
+  Verstraete 1996; longer in frail walkers: Lindemann et al. 2008); clinical walk tests leave out the first and last
   metres for the same reason.
 - ``turn``: the walker's heading changed more than ``turn_threshold_deg`` (20°) over the stride, or a neighbouring
   stride turned. The heading change is the gyroscope's rotation about the sensor's mean 'up' (gravity) direction
@@ -117,13 +117,16 @@ class Stride:
 
 
 class HeadingChange:
-    """Heading change of the walker over a time interval, from a sensor's gyroscope about its mean 'up' direction.
+    """Heading change of the walker over a stride, from one sensor's gyroscope and accelerometer.
 
-    ``up`` in the sensor frame is the mean specific force over the interval (gravity dominates the average of a
-    periodic walk); the gyroscope bias is the median angular velocity over the still rows of the recording
-    (|ω| < 0.1 rad/s and |a| within 0.5 m/s² of g), zero where there are none.
+    The gyroscope (bias from the still rows removed: |ω| < 0.1 rad/s and |a| within 0.5 m/s² of g; zero without
+    any) is integrated over the interval to the sensor's rotation relative to its start. Over a stride of walking the
+    mean linear acceleration is about zero, so the specific force rotated into that start frame and averaged points
+    up; the heading change is the net rotation's angle about that 'up'. The sensor ends a stride in the pose it began
+    it, so the net rotation is a turn about the vertical, exact also for a shank or foot that pitches ±40–60° in
+    between.
 
-    Results (per site, after ``estimate``): ``bias_rad_s_`` (dict site → 3-vector).
+    Results (after ``estimate``): ``bias_rad_s_`` (dict site → 3-vector).
     """
 
     def __init__(self, still_gyr_rad_s: float = 0.1, still_acc_m_s2: float = 0.5, min_coverage: float = 0.9):
@@ -161,14 +164,32 @@ class HeadingChange:
         ok = signals.valid[i0:i1] & np.all(np.isfinite(gyr), axis=1) & np.all(np.isfinite(acc), axis=1)
         if ok.mean() < self.min_coverage:
             return None
-        up = acc[ok].mean(axis=0)
+        t = time_s[i0:i1][ok]
+        rotation = integrate_rotation(gyr[ok] - self.bias_rad_s_[site], np.diff(t))
+        up = np.einsum("nij,nj->i", rotation, acc[ok]) / ok.sum()
         norm = float(np.linalg.norm(up))
         if norm < 0.5 * G_M_S2:
             return None
         up /= norm
-        yaw_rate = (gyr[ok] - self.bias_rad_s_[site]) @ up
-        # mean rate over the valid rows × interval: short bridged-over losses do not bias the sum
-        return float(np.degrees(yaw_rate.mean() * (t1_s - t0_s)))
+        # a horizontal direction of the start frame, and where the net rotation takes it
+        helper = np.eye(3)[int(np.argmin(np.abs(up)))]
+        before = helper - (helper @ up) * up
+        after = rotation[-1] @ before
+        after -= (after @ up) * up
+        angle = np.arctan2(np.cross(before, after) @ up, before @ after)
+        return float(np.degrees(angle))
+
+
+def integrate_rotation(gyr_rad_s: FloatArray, dt_s: FloatArray) -> FloatArray:
+    """Rotation matrices (N, 3, 3) of a sensor relative to its first row, from body-frame angular velocity."""
+    from scipy.spatial.transform import Rotation
+
+    steps = Rotation.from_rotvec(0.5 * (gyr_rad_s[1:] + gyr_rad_s[:-1]) * dt_s[:, None]).as_matrix()
+    out = np.empty((gyr_rad_s.shape[0], 3, 3))
+    out[0] = np.eye(3)
+    for k, step in enumerate(steps):
+        out[k + 1] = out[k] @ step
+    return out
 
 
 class StrideSegmentation:
