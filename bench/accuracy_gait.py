@@ -49,6 +49,8 @@ def _shared_data() -> Path:
 
 
 GAITMAP_DIR = _shared_data() / "imu" / "gaitmap_foot"
+#: A missed event counts as explained by lost data when the sensor lost rows this close to it (bridged gaps ≤ 0.1 s).
+LOSS_MARGIN_S = 0.12
 GAITMAP_RATE_HZ = 204.8
 GAITMAP_MS_RATE_HZ = 102.4
 #: gaitmap foot sensor frame: swing (dorsiflexion direction of the foot's rotation) is −gyr_y on both feet.
@@ -104,14 +106,16 @@ def _score_walk(kit, truth, walkway_length_m: float) -> dict:
     analysis = GaitAnalysis().analyze(kit, walkway_length_m)
     out: dict = {}
     steady = (truth.steady_start_s, truth.steady_end_s)
+    lost_s = _lost_times(kit)
     for kind in ("ic", "fc"):
-        errors, n_missed, n_extra = [], 0, 0
+        errors, n_missed, n_extra, n_near_loss = [], 0, 0, 0
         for side in ("left", "right"):
             true = np.array([e.time_s for e in truth.events if e.side == side and e.kind == kind
                              and steady[0] <= e.time_s <= steady[1]])  # fmt: skip
             found = np.array([e.time_s for e in analysis.events_ if e.side == side and e.kind == kind])
             error = _errors(found, true)
             n_missed += int(np.isnan(error).sum())
+            n_near_loss += sum(bool(np.any(np.abs(lost_s[side] - t) <= LOSS_MARGIN_S)) for t in true[np.isnan(error)])
             inside = found[(found >= steady[0]) & (found <= steady[1])]
             n_extra += int(np.isnan(_errors(true, inside)).sum())
             errors.append(error[np.isfinite(error)])
@@ -121,10 +125,17 @@ def _score_walk(kit, truth, walkway_length_m: float) -> dict:
         out[f"{kind}_error_sd_ms"] = round(float(e_ms.std()), 1)
         out[f"{kind}_abs_error_mean_ms"] = round(float(np.abs(e_ms).mean()), 1)
         out[f"{kind}_missed"] = n_missed
+        out[f"{kind}_missed_next_to_lost_data"] = n_near_loss
         out[f"{kind}_extra"] = n_extra
     true_strides = [s for s in truth.strides if s.steady]
     found = [s for s in analysis.strides_]
     out["steady_strides_true"] = len(true_strides)
+    out["steady_strides_missed_next_to_lost_data"] = sum(
+        not any(f.side == s.side and abs(f.ic_s - s.ic_s) < 0.05 and abs(f.next_ic_s - s.next_ic_s) < 0.05
+                for f in found)
+        and any(np.any(np.abs(lost_s[s.side] - t) <= LOSS_MARGIN_S) for t in (s.ic_s, s.next_ic_s))
+        for s in true_strides
+    )  # fmt: skip
     out["steady_strides_missed"] = sum(
         not any(f.side == s.side and abs(f.ic_s - s.ic_s) < 0.05 and abs(f.next_ic_s - s.next_ic_s) < 0.05
                 for f in found)
@@ -160,6 +171,14 @@ def _score_walk(kit, truth, walkway_length_m: float) -> dict:
     }
     out["verdicts"] = sorted({v.code for v in analysis.verdicts_})
     return out
+
+
+def _lost_times(kit) -> dict[str, np.ndarray]:
+    """Grid times at which each shank delivered nothing (packet loss, disconnects)."""
+    from sensor_drivers.sites import Site
+
+    return {side: kit.time_s[~kit.sites[site].valid] for side, site in (("left", Site.SHANK_L),
+                                                                        ("right", Site.SHANK_R))}  # fmt: skip
 
 
 def _true_step_lengths(truth) -> dict[str, float]:

@@ -16,7 +16,15 @@ import numpy as np
 
 from capture_app.core.gait.axis import EXPECTED_SWING_AXIS_SENSOR, SagittalAxis
 from capture_app.core.gait.distance import WalkwayScaledLengths
-from capture_app.core.gait.events import SIDES, GaitEvent, LiveShankEvents, ShankEventDetector, Swing, SwingDetector
+from capture_app.core.gait.events import (
+    SIDES,
+    GaitEvent,
+    LiveShankEvents,
+    ShankEventDetector,
+    Swing,
+    SwingDetector,
+    usable_rows,
+)
 from capture_app.core.gait.metrics import SpatiotemporalMetrics
 from capture_app.core.gait.norms import clinical_context
 from capture_app.core.gait.steps import ShankInclination, step_lengths_m
@@ -85,8 +93,7 @@ class GaitAnalysis:
         self.verdicts_ += segmentation.verdicts_
 
         all_swings = [s for side in SIDES for s in self.swings_[side]]
-        if not all_swings and all(reason is None or reason.code != "gait.sensor_missing"
-                                  for reason in side_reasons.values()):  # fmt: skip
+        if not all_swings and any(reason is None for reason in side_reasons.values()):
             standing = Verdict(
                 Level.FAIL, "gait.standing_still", "No steps were detected: the patient stood still.",
                 "Ask the patient to walk the walkway, then record again.", "kit",
@@ -123,6 +130,17 @@ class GaitAnalysis:
                 Level.FAIL, "gait.sensor_missing",
                 f"There is no {side} shank sensor in this recording; {side}-leg gait events cannot be detected.",
                 f"Strap a sensor to the {side} shank.", site.value,
+            )  # fmt: skip
+            self.verdicts_.append(verdict)
+            return verdict
+        usable_s = float(np.sum(usable_rows(signals.gyr_rad_s, signals.acc_m_s2, signals.valid))) / kit.rate_hz
+        if usable_s < 1.0:
+            verdict = Verdict(
+                Level.FAIL, "gait.sensor_lost",
+                f"The {side} shank sensor sent no usable data ({usable_s:.1f} s); {side}-leg gait events cannot be "
+                "detected.",
+                "Check that the sensor is switched on, charged and connected, then record again.", site.value,
+                {"usable_s": usable_s},
             )  # fmt: skip
             self.verdicts_.append(verdict)
             return verdict

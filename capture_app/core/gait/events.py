@@ -534,7 +534,11 @@ class LiveShankEvents:
             return self
         detector = self.swing_detector or SwingDetector()
         size = self._time.size
-        filled = min(self._n_filled, size)
+        # only the tail that can hold a swing not yet emitted: the longest swing, its pre-swing search, the lookahead
+        # and the smoothing margins (older swings were emitted at least a lookahead ago)
+        window_s = (detector.max_swing_s + detector.fc_search_s + detector.lookahead_s()
+                    + 2 * detector.swing_smoothing_s)  # fmt: skip
+        filled = min(self._n_filled, size, int(np.ceil(window_s * self.rate_hz)))
         t = self._time[size - filled :]
         max_gap_n = round(self.max_bridge_s * self.rate_hz)
         (gyr_buf, acc_buf), rows_ok, bridged = bridge_short_gaps(

@@ -111,7 +111,7 @@ class Stride:
             "duration_s": self.duration_s, "stance_s": self.stance_s, "swing_s": self.swing_s,
             "step_time_s": self.step_time_s, "double_support_s": self.double_support_s,
             "length_m": self.length_m, "step_length_m": self.step_length_m,
-            "heading_change_deg": self.heading_change_deg, "bout": self.bout,
+            "heading_change_deg": self.heading_change_deg, "heading_site": self.heading_site, "bout": self.bout,
             "steady": self.steady, "excluded": self.excluded,
         }  # fmt: skip
 

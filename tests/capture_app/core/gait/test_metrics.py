@@ -1,4 +1,4 @@
-"""Metric definitions: formulas, the ≥ 10-stride rule for variability, reasons for what is missing, and the docs list."""
+"""Metric definitions: formulas, the ≥ 10-stride rule for variability, reasons for what is missing, the docs list."""
 
 from __future__ import annotations
 

@@ -202,3 +202,14 @@ def test_json_carries_strides_with_side_and_contact_time(healthy_short: Walk) ->
     assert {s["side"] for s in doc["strides"]} == {"left", "right"}
     assert all(isinstance(s["ic_s"], float) for s in doc["strides"])
     assert set(doc["metrics"]) | set(doc["missing"]) == set(METRICS)
+
+
+def test_a_shank_that_sends_nothing_usable_is_named(healthy_short: Walk) -> None:
+    walk = healthy_short
+    dead = invalidated(walk.kit.sites[Site.SHANK_R], np.ones(walk.kit.n_samples, dtype=bool))
+    analysis = GaitAnalysis().analyze(with_sites(walk.kit, {**walk.kit.sites, Site.SHANK_R: dead}),
+                                      walk.walkway_length_m)  # fmt: skip
+    codes = [(v.code, v.subject) for v in analysis.verdicts_]
+    assert ("gait.sensor_lost", "shank_r") in codes
+    assert analysis.missing_["stride_time_r_s"].code == "gait.sensor_lost"
+    assert all(e.side == "left" for e in analysis.events_)
