@@ -99,7 +99,9 @@ def test_live_and_offline_agree(hemiparetic_short: Walk) -> None:
             assert np.isfinite(error).all()
             assert np.max(np.abs(error)) <= 0.011
             assert provisional.size == refined.size
-    assert {(s.side, round(s.ic_s, 2)) for s in strides} == {(s.side, round(s.ic_s, 2)) for s in offline.strides_}
+    assert len(strides) == len(offline.strides_)
+    for stride in offline.strides_:
+        assert any(s.side == stride.side and abs(s.ic_s - stride.ic_s) <= 0.011 for s in strides)
     assert live.cadence_steps_min_ == pytest.approx(walk.truth.cadence_steps_per_min, rel=0.05)
 
 
