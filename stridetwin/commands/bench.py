@@ -14,6 +14,7 @@ SUITES: dict[str, str] = {
     "timing": "bench.capture_timing",
     "recording": "bench.recording",
     "sim": "bench.sim",
+    "accuracy-gait": "bench.accuracy_gait",
 }
 
 
