@@ -9,11 +9,14 @@ through ``signals_from_clip`` (100 Hz grid), and run through :class:`Orientation
 (``estimate``) and live (``update`` in 50 ms blocks). Errors are taken over ``[walk_start_s, walk_end_s)`` of the
 truth (gait initiation and termination included), where the estimate exists; the truth (200 Hz) is taken at the
 nearest sample. Figures: RMSE and mean error (bias) per angle, degrees, and the sensor-to-segment mounting error
-(rotation angle between estimated and true ``R_segment_sensor``), degrees.
+(rotation angle between estimated and true ``R_segment_sensor``), degrees. Where ``../shared/data`` exists, the
+OpenSense Xsens walk is also run (no truth there: angle ranges; docs/joint-angles.md says what they are compared
+with).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -110,6 +113,56 @@ def mounting_errors_deg(pipeline: OrientationPipeline, truth: GroundTruth) -> di
     }
 
 
+#: The OpenSense example's sensors on our sites (ids from ../shared/data/SOURCES.md).
+OPENSENSE_SITES = {"00B42279": "pelvis", "00B4227C": "thigh_r", "00B4227D": "shank_r", "00B421EE": "thigh_l",
+                   "00B421ED": "shank_l"}
+#: The window OpenSim's IMU-IK tutorial solves (imuInverseKinematics_Setup.xml, time_range), s.
+OPENSENSE_IK_WINDOW_S = (10.5, 17.0)
+OPENSENSE_ANGLES = ("hip_flexion_l_deg", "hip_flexion_r_deg", "knee_flexion_l_deg", "knee_flexion_r_deg",
+                    "hip_adduction_l_deg", "hip_adduction_r_deg", "hip_rotation_l_deg", "hip_rotation_r_deg")
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` (the nearest ``shared/data`` above the repository, or ``STRIDETWIN_SHARED_DATA``)."""
+    if override := os.environ.get("STRIDETWIN_SHARED_DATA"):
+        return Path(override)
+    for parent in Path(__file__).resolve().parents[1].parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return None
+
+
+def opensense_kit(shared_data: Path, directory: Path) -> KitSignals:
+    """The OpenSense Xsens walk (8 MTw at 100 Hz; we use the five on our sites), imported as the app would."""
+    from sensor_drivers.recording.importers import import_files
+
+    folder = shared_data / "imu" / "opensense_xsens" / "OpenSenseExampleIMUData"
+    files = [f for f in sorted(folder.glob("*.txt")) if f.stem.split("_")[-1] in OPENSENSE_SITES]
+    out = directory / "opensense.stclip"
+    import_files("xsens", files, out, sites=OPENSENSE_SITES, overwrite=True)
+    return signals_from_clip(read_clip(out))
+
+
+def opensense_ranges(pipeline: OrientationPipeline, kit: KitSignals) -> dict:
+    """Angle ranges (1st-99th percentile and median, degrees) over the walk and over the IK tutorial's window."""
+    out: dict = {}
+    walking = pipeline.calibration_.walking_s_ if pipeline.calibration_ is not None else None
+    windows = {"walk": walking, "ik_window": OPENSENSE_IK_WINDOW_S}
+    for label, window in windows.items():
+        if window is None:
+            continue
+        rows = (kit.time_s >= window[0]) & (kit.time_s < window[1])
+        out[label] = {"window_s": [round(window[0], 2), round(window[1], 2)]}
+        for name in OPENSENSE_ANGLES:
+            values = pipeline.angles_deg_.get(name, np.array([]))[rows]
+            values = values[np.isfinite(values)]
+            if values.size:
+                p1, p50, p99 = np.percentile(values, [1, 50, 99])
+                out[label][name] = {"p1": round(float(p1), 1), "median": round(float(p50), 1),
+                                    "p99": round(float(p99), 1)}
+    return out
+
+
 def _round(d: dict) -> dict:
     return {k: (_round(v) if isinstance(v, dict) else round(v, 2) if isinstance(v, float) else v) for k, v in d.items()}
 
@@ -147,6 +200,17 @@ def run(quick: bool = False) -> dict:
             }
             if cpu is None:
                 cpu = results[name]["live_cpu_pct_of_core"]
+        shared = shared_data_dir()
+        if shared is not None and (shared / "imu" / "opensense_xsens").is_dir():
+            kit = opensense_kit(shared, Path(tmp))
+            pipeline = OrientationPipeline().estimate(kit)
+            results["opensense_xsens"] = {
+                "angle_ranges_deg": opensense_ranges(pipeline, kit),
+                "calibration": {site.value: {"method": c.method, "confidence": round(c.confidence, 2),
+                                             **_round({k: float(v) for k, v in c.figures.items()})}
+                                for site, c in pipeline.calibration_.sites_.items()},
+                "verdicts": sorted({v.code for v in pipeline.verdicts_}),
+            }
     results["worst_sagittal_rmse_deg"] = _round(worst_sagittal)
     results["target_sagittal_rmse_deg"] = 3.0
     results["live_cpu_pct_of_core_5_sensors_100hz"] = cpu

@@ -273,12 +273,15 @@ class SegmentCalibration:
         out: dict[Site, tuple[FloatArray, str, dict[str, float]]] = {}
         for thigh, shank in KNEES:
             if thigh in present and shank in present:
-                fit = hinge_axes(gyr[thigh][walking], gyr[shank][walking], max_samples=self.max_samples)
+                fit = hinge_axes(gyr[thigh][walking], gyr[shank][walking], max_samples=self.max_samples,
+                                 normal_1=vertical[thigh], normal_2=vertical[shank])
                 if np.all(np.isfinite(fit.axis_1)):
                     j_t, j_s = self._hinge_signs(fit.axis_1, fit.axis_2, R, thigh, shank, walking, vertical)
                     figures = {"hinge_residual_ratio": fit.residual_ratio, "hinge_samples": fit.n_samples}
-                    out[thigh] = (j_t, "hinge", dict(figures))
-                    out[shank] = (j_s, "hinge", dict(figures))
+                    tilts = [abs(90.0 - angle_between_deg(free, vertical[s]))
+                             for free, s in ((fit.free_axis_1, thigh), (fit.free_axis_2, shank))]
+                    out[thigh] = (j_t, "hinge", {**figures, "free_axis_tilt_deg": float(tilts[0])})
+                    out[shank] = (j_s, "hinge", {**figures, "free_axis_tilt_deg": float(tilts[1])})
                     continue
             for s in (thigh, shank):
                 if s in present:
@@ -442,10 +445,12 @@ class SegmentCalibration:
         """Leg segment frames (R_sensor_segment) from the vertical and medio-lateral axes, with their checks."""
         frames: dict[Site, FloatArray] = {}
         for s, (axis, method, figures) in ml_axes.items():
-            tilt_deg = float(abs(90.0 - angle_between_deg(axis, vertical[s])))
+            # How far the functional axis leans out of the horizontal of the standing pose (for the hinge: its
+            # unconstrained solution; the one used is constrained to the horizontal).
+            tilt_deg = float(figures.get("free_axis_tilt_deg", abs(90.0 - angle_between_deg(axis, vertical[s]))))
             R_sensor_segment = frame_from_z_and_y(vertical[s], axis)
             frames[s] = R_sensor_segment
-            figures = {**figures, "axis_tilt_deg": tilt_deg}
+            figures = {k: v for k, v in figures.items() if k != "free_axis_tilt_deg"} | {"axis_tilt_deg": tilt_deg}
             confidence = 1.0 if method == "hinge" else 0.5
             if tilt_deg > self.max_axis_tilt_deg:
                 confidence *= 0.3

@@ -36,6 +36,10 @@ class HingeAxes:
     #: That RMS divided by the RMS angular rate: small (≪ 0.1) for a clean hinge.
     residual_ratio: float
     n_samples: int
+    #: The unconstrained solution (equal to the axes above when no planes were given): how far it leans out of the
+    #: planes says how well the standing pose and the walk agree.
+    free_axis_1: FloatArray | None = None
+    free_axis_2: FloatArray | None = None
 
 
 def _axis(phi: float, theta: float) -> FloatArray:
@@ -102,11 +106,35 @@ def _gauss_newton(x0: FloatArray, g1: FloatArray, g2: FloatArray, n_iterations: 
     return x, cost
 
 
+def _plane_basis(normal: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Two orthonormal vectors spanning the plane normal to ``normal``."""
+    n = normal / np.linalg.norm(normal)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(n, helper)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(n, e1)
+
+
+def _in_plane_cost(alphas: FloatArray, g1: FloatArray, g2: FloatArray, bases) -> float:
+    (a1, b1), (a2, b2) = bases
+    j1 = np.cos(alphas[0]) * a1 + np.sin(alphas[0]) * b1
+    j2 = np.cos(alphas[1]) * a2 + np.sin(alphas[1]) * b2
+    e = np.linalg.norm(np.cross(g1, j1), axis=1) - np.linalg.norm(np.cross(g2, j2), axis=1)
+    return float(e @ e)
+
+
 def hinge_axes(gyr_1_rad_s: FloatArray, gyr_2_rad_s: FloatArray, max_samples: int = 3000,
-               n_iterations: int = 50) -> HingeAxes:
+               n_iterations: int = 50, normal_1: FloatArray | None = None,
+               normal_2: FloatArray | None = None) -> HingeAxes:
     """The hinge axis shared by two segments from their simultaneous angular rates (N, 3) each, in each sensor's
     frame (Seel et al. 2014, Section 3.1). Rows with NaN are ignored; at most ``max_samples`` evenly spaced rows
-    are used."""
+    are used.
+
+    With ``normal_1`` and ``normal_2`` (each segment's vertical in the standing pose, sensor frame) the axes are
+    constrained to the planes normal to them: the knee axis is horizontal when standing upright, and the
+    calibration uses only that part of it anyway. The constraint keeps a fit on a knee that is not a clean hinge
+    (soft tissue, real knees' rotation and ab/adduction) from tilting the axis towards the limb; the unconstrained
+    optimum is refined within the planes (a 2-parameter search)."""
     ok = np.all(np.isfinite(gyr_1_rad_s), axis=1) & np.all(np.isfinite(gyr_2_rad_s), axis=1)
     g1, g2 = gyr_1_rad_s[ok], gyr_2_rad_s[ok]
     if g1.shape[0] > max_samples:
@@ -129,11 +157,32 @@ def hinge_axes(gyr_1_rad_s: FloatArray, gyr_2_rad_s: FloatArray, max_samples: in
         x, cost = _gauss_newton(x0, g1, g2, n_iterations)
         if cost < best_cost:
             best_x, best_cost = x, cost
+    free_1, free_2 = _axis(best_x[0], best_x[1]), _axis(best_x[2], best_x[3])
+    j1, j2 = free_1, free_2
+    if normal_1 is not None and normal_2 is not None:
+        j1, j2, best_cost = _refine_in_planes(free_1, free_2, g1, g2, normal_1, normal_2)
     rms = float(np.sqrt(best_cost / n))
     rate_rms = float(np.sqrt(np.mean(np.sum(g1 * g1, axis=1) + np.sum(g2 * g2, axis=1)) / 2.0))
-    return HingeAxes(
-        _axis(best_x[0], best_x[1]), _axis(best_x[2], best_x[3]), rms, rms / rate_rms if rate_rms > 0 else np.nan, n
-    )
+    return HingeAxes(j1, j2, rms, rms / rate_rms if rate_rms > 0 else np.nan, n, free_1, free_2)
+
+
+def _refine_in_planes(j1, j2, g1, g2, normal_1, normal_2) -> tuple[FloatArray, FloatArray, float]:
+    """The best pair of axes within the planes normal to the two normals, started from the projections of the
+    free solution and from a coarse grid (the in-plane cost has few, broad minima)."""
+    from scipy.optimize import minimize
+
+    bases = (_plane_basis(normal_1), _plane_basis(normal_2))
+    starts = [np.array([np.arctan2(j @ b, j @ a) for j, (a, b) in zip((j1, j2), bases, strict=True)])]
+    grid = np.radians(np.arange(0.0, 180.0, 30.0))
+    starts += [np.array([a, b]) for a in grid for b in grid]
+    costs = [_in_plane_cost(x, g1, g2, bases) for x in starts]
+    order = np.argsort(costs)[:3]
+    best = min((minimize(_in_plane_cost, starts[i], args=(g1, g2, bases), method="Nelder-Mead",
+                         options={"xatol": 1e-5, "fatol": 1e-9}) for i in order), key=lambda r: r.fun)
+    (a1, b1), (a2, b2) = bases
+    alpha = best.x
+    return (np.cos(alpha[0]) * a1 + np.sin(alpha[0]) * b1, np.cos(alpha[1]) * a2 + np.sin(alpha[1]) * b2,
+            float(best.fun))
 
 
 @dataclass(frozen=True)
