@@ -144,7 +144,9 @@ class SegmentCalibration:
     Parameters: ``min_walk_s`` (walking needed for the functional step), ``moving_gyr_rad_s`` (leg rotation rate,
     1-s RMS, that counts as walking), ``max_axis_tilt_deg`` (how far from horizontal in the standing pose a
     functional axis may be before a warning), ``max_hinge_residual_ratio`` (hinge-fit residual relative to the
-    angular rate, warning above), ``max_samples`` (rows used by the hinge fit).
+    angular rate, warning above), ``max_samples`` (rows used by the hinge and joint-centre fits),
+    ``min_pelvis_confidence`` (below it a warning says the pelvis's forward direction is uncertain),
+    ``max_turn_deg`` (a turn of the walk larger than this, in stride-averaged pelvis heading, gets a warning).
 
     Results of :meth:`calibrate`: ``sites_`` (site → :class:`SiteCalibration`), ``R_segment_sensor_`` and
     ``heading_rad_`` (site → value, for the calibrated sites), ``walking_s_`` ((start, end) or None),
@@ -159,12 +161,16 @@ class SegmentCalibration:
         max_axis_tilt_deg: float = 20.0,
         max_hinge_residual_ratio: float = 0.15,
         max_samples: int = 3000,
+        min_pelvis_confidence: float = 0.3,
+        max_turn_deg: float = 20.0,
     ) -> None:
         self.min_walk_s = min_walk_s
         self.moving_gyr_rad_s = moving_gyr_rad_s
         self.max_axis_tilt_deg = max_axis_tilt_deg
         self.max_hinge_residual_ratio = max_hinge_residual_ratio
         self.max_samples = max_samples
+        self.min_pelvis_confidence = min_pelvis_confidence
+        self.max_turn_deg = max_turn_deg
 
     # -- the verb ----------------------------------------------------------------------------------------------
     def calibrate(
@@ -323,37 +329,47 @@ class SegmentCalibration:
         e2 = np.cross(z, e1)
         rows = walking & np.all(np.isfinite(R[s][:, 0, :]), axis=1)
         figures: dict[str, float] = {}
+        # Two independent estimates of the pelvis's forward axis; each says how far to trust it.
         target, link_fit = self._hip_link_heading(kit, gyr, R, present, standing, walking, leg_frames, figures)
-        method = "hip_link"
-        if target is not None and standing is not None and s in standing.quat_wxyz_world_sensor:
+        direction, straightness, drift_ratio = self._walk_direction(kit, R[s], standing, walking,
+                                                                    final_still_s.get(s))
+        if direction is not None:
+            figures["walk_straightness"] = straightness
+            figures["walk_velocity_error_ratio"] = drift_ratio
+        # The walking direction is good when the integration is short against the speed (a residual acceleration
+        # error of ~0.03 m/s² grows a velocity error of ~T·0.03/4 after drift removal) and the walk was straight.
+        walk_conf = 0.0 if direction is None else float(
+            np.clip((straightness - 0.5) / 0.4, 0.0, 1.0) * np.clip(1.0 - drift_ratio / 0.5, 0.0, 1.0))
+        has_pose = standing is not None and s in standing.quat_wxyz_world_sensor
+        link_conf = link_fit if (target is not None and has_pose) else 0.0
+        if link_conf == 0.0 and walk_conf == 0.0 and direction is None:
+            return None
+        if link_conf >= max(walk_conf, 0.15) or direction is None:
+            method, confidence = "hip_link", link_conf
             # The pelvis's anterior axis points, in the standing pose, where the thighs point (seen in the pelvis
             # world through the hip link).
             R0 = matrix_from_quat(standing.quat_wxyz_world_sensor[s])
             phi = 0.0
             for _ in range(3):  # the heading is nearly linear in φ
                 phi += float(wrap_rad(target - heading_rad(R0 @ (np.cos(phi) * e1 + np.sin(phi) * e2))))
-            confidence = link_fit
         else:
-            method = "walking_direction"
-            direction, straightness = self._walk_direction(kit, R[s], standing, walking, final_still_s.get(s))
-            if direction is None:
-                return None
+            method, confidence = "walking_direction", walk_conf
             self.walk_direction_rad_ = direction
-            figures["walk_straightness"] = straightness
             # The pelvis faces the walking direction on average over the walk.
             phi = 0.0
             for _ in range(3):
                 x = np.cos(phi) * e1 + np.sin(phi) * e2
                 phi += circular_mean_rad(wrap_rad(direction - heading_rad(R[s][rows] @ x)))
-            confidence = float(np.clip((straightness - 0.5) / 0.4, 0.0, 1.0))
-            if straightness < 0.8:
-                self.verdicts_.append(Verdict(
-                    Level.WARNING, "calibration.walk_not_straight",
-                    "The pelvis did not move in a straight line during the walk, so the pelvis's forward direction "
-                    "(and the pelvic and hip angles) are uncertain.",
-                    "Walk straight along the walkway; do not turn within the recording.",
-                    subject=s.value, details={"straightness": round(straightness, 3)},
-                ))
+        turn_deg = _largest_turn_deg(R[s][rows] @ e1, round(2.0 * kit.rate_hz))
+        figures["walk_turn_deg"] = turn_deg
+        if turn_deg > self.max_turn_deg:
+            self.verdicts_.append(Verdict(
+                Level.WARNING, "calibration.walk_not_straight",
+                f"The patient turned during the walk (by up to {turn_deg:.0f}°), so the walkway direction, and "
+                "with it the pelvic rotation angle and the pelvis's forward axis, are uncertain.",
+                "Walk straight along the walkway; do not turn within the recording.",
+                subject=s.value, details={"turn_deg": round(turn_deg, 1)},
+            ))
         x = np.cos(phi) * e1 + np.sin(phi) * e2
         # Walkway x: the pelvis's mean heading over the walk (pelvic rotation is symmetric about the line of
         # progression in straight walking).
@@ -362,6 +378,15 @@ class SegmentCalibration:
             self.walk_direction_rad_ = walkway
         R_sensor_segment = np.column_stack([x, np.cross(z, x), z])
         self.sites_[s] = SiteCalibration(R_sensor_segment.T, float(-walkway), method, confidence, figures)
+        if confidence < self.min_pelvis_confidence:
+            self.verdicts_.append(Verdict(
+                Level.WARNING, "calibration.pelvis_uncertain",
+                "The pelvis sensor's forward direction could not be measured reliably from this walk, so the "
+                "pelvic angles and the hips' ab/adduction and rotation are uncertain (hip and knee flexion are not "
+                "affected much).",
+                "Walk straight along the whole walkway at a comfortable speed.",
+                subject=s.value, details={"method": method, "confidence": round(confidence, 2)},
+            ))
         if standing is not None and s in standing.quat_wxyz_world_sensor:
             R0 = matrix_from_quat(standing.quat_wxyz_world_sensor[s])
             return float(wrap_rad(heading_rad(R0 @ x) - walkway))
@@ -414,8 +439,9 @@ class SegmentCalibration:
             figures["hip_link_disagreement_deg"] = float(np.degrees(abs(wrap_rad(headings[0] - headings[1]))))
         return circular_mean_rad(np.array(headings), np.array(weights)), float(np.clip(max(weights), 0.0, 1.0))
 
-    def _walk_direction(self, kit, R, standing, walking, final_still_s) -> tuple[float | None, float]:
-        """Heading of the walk in the pelvis fusion world, and how straight it was (|mean v| / mean |v|).
+    def _walk_direction(self, kit, R, standing, walking, final_still_s) -> tuple[float | None, float, float]:
+        """Heading of the walk in the pelvis fusion world, how straight it was (|mean v| / mean |v|), and the
+        expected velocity error relative to the mean speed.
 
         The gravity-free acceleration is integrated from the end of the standing period; where the pelvis is known
         to stand still again at the end (``final_still_s``), the velocity is zero there too and a constant
@@ -426,8 +452,10 @@ class SegmentCalibration:
         start = moving[0]
         if standing is not None:
             start = max(0, min(start, int(np.searchsorted(kit.time_s, standing.end_s))))
-        ends_still = final_still_s is not None and final_still_s > kit.time_s[moving[-1]]
-        stop = int(np.searchsorted(kit.time_s, final_still_s)) if ends_still else moving[-1] + 1
+        # A final still period means the recording ends standing: integrate to its end, where v = 0 for sure
+        # (the still period's detected start lags the true one by up to a detection window).
+        ends_still = final_still_s is not None and final_still_s > kit.time_s[moving[0]]
+        stop = kit.n_samples if ends_still else moving[-1] + 1
         a = a_world[start:stop, :2]
         a = np.where(np.isfinite(a), a, 0.0)
         v = np.cumsum(a, axis=0) / kit.rate_hz
@@ -435,11 +463,16 @@ class SegmentCalibration:
             v -= np.outer(np.arange(1, len(v) + 1) / len(v), v[-1])  # zero velocity at both ends
         v_walk = v[walking[start:stop]]
         if not v_walk.size:
-            return None, 0.0
+            return None, 0.0, np.inf
         mean_v = v_walk.mean(axis=0)
         speed = np.linalg.norm(v_walk, axis=1).mean()
         straightness = float(np.linalg.norm(mean_v) / speed) if speed > 0 else 0.0
-        return float(np.arctan2(mean_v[1], mean_v[0])), straightness
+        duration_s = len(v) / kit.rate_hz
+        # Residual acceleration error after the fusion, ~0.03 m/s² on the virtual patient; without the end
+        # anchor the error is not removed and grows with the whole duration.
+        error_m_s = 0.03 * duration_s / (4.0 if ends_still else 1.0)
+        ratio = float(error_m_s / speed) if speed > 0 else np.inf
+        return float(np.arctan2(mean_v[1], mean_v[0])), straightness, ratio
 
     def _leg_frames(self, present, vertical, ml_axes) -> dict[Site, FloatArray]:
         """Leg segment frames (R_sensor_segment) from the vertical and medio-lateral axes, with their checks."""
@@ -500,6 +533,18 @@ class SegmentCalibration:
     def _collect(self) -> None:
         self.R_segment_sensor_ = {s: c.R_segment_sensor for s, c in self.sites_.items()}
         self.heading_rad_ = {s: c.heading_rad for s, c in self.sites_.items()}
+
+
+def _largest_turn_deg(axis_world: FloatArray, n_window: int) -> float:
+    """How far the heading of a body axis, averaged over ``n_window`` rows (about a stride, so that pelvic rotation
+    averages out), strays from its mean over the walk, degrees."""
+    heading = heading_rad(axis_world)
+    if heading.size < n_window:
+        return 0.0
+    c, s = np.cos(heading), np.sin(heading)
+    kernel = np.ones(n_window) / n_window
+    smooth = np.arctan2(np.convolve(s, kernel, mode="valid"), np.convolve(c, kernel, mode="valid"))
+    return float(np.degrees(np.max(np.abs(wrap_rad(smooth - circular_mean_rad(heading))))))
 
 
 def _pitch(R: FloatArray, axis: FloatArray, vertical: FloatArray, rows: BoolArray) -> FloatArray:

@@ -41,7 +41,7 @@ class OrientationPipeline:
 
     Parameters: ``fusion`` and ``calibration`` (sub-algorithms, swappable), ``live_calibration_walk_s`` (walking
     the live form waits for before calibrating), ``live_buffer_s`` (how much recent signal the live form keeps
-    for that: bounded memory, about 2 kB per second for five sensors).
+    for that: bounded memory, about 44 kB per second of buffer for five sensors at 100 Hz).
 
     Results (for the rows of the last :meth:`update`, or the whole recording after :meth:`estimate`):
     ``time_s_``; ``quat_wxyz_world_sensor_`` (site → (N, 4), each sensor's fusion world);

@@ -23,7 +23,8 @@ def _rows(kit: KitSignals, rows: slice) -> KitSignals:
 
 def test_conformance() -> None:
     params = {"min_walk_s": 3.0, "moving_gyr_rad_s": 0.5, "max_axis_tilt_deg": 15.0, "max_hinge_residual_ratio": 0.2,
-              "max_samples": 2000}
+              "max_samples": 2000, "min_pelvis_confidence": 0.4,
+              "max_turn_deg": 30.0}
     calibration = SegmentCalibration(**params)
     for name, value in params.items():
         assert getattr(calibration, name) == value
@@ -42,7 +43,7 @@ def test_recovers_the_true_mountings(healthy) -> None:
     for site in (Site.THIGH_L, Site.THIGH_R, Site.SHANK_L, Site.SHANK_R):
         assert cal.sites_[site].method == "hinge"
         assert cal.sites_[site].confidence > 0.9
-    assert cal.sites_[Site.PELVIS].method == "hip_link"
+    assert cal.sites_[Site.PELVIS].method in ("hip_link", "walking_direction")  # whichever is more certain
     assert not [v for v in cal.verdicts_ if v.level != "ok"]
 
 
