@@ -112,10 +112,11 @@ def mean_quat(quat_wxyz: FloatArray) -> FloatArray:
 
 def standing_interval_s(still_period_s: dict[Site, tuple[float, float | None] | None], window_s: float,
                         end_of_data_s: float) -> tuple[float, float] | None:
-    """The standing period common to all sensors, from each sensor's first still stretch. A still stretch is
-    flagged ended one detection window after motion began, so that window is cut off its end."""
+    """The standing period common to the sensors that had one, from each sensor's first still stretch (a sensor
+    without one, e.g. a dead one, is left out: the calibration says so for it). A still stretch is flagged ended
+    one detection window after motion began, so that window is cut off its end."""
     periods = [p for p in still_period_s.values() if p is not None]
-    if not periods or len(periods) < len(still_period_s):
+    if not periods:
         return None
     start = max(p[0] for p in periods)
     end = min((p[1] if p[1] is not None else end_of_data_s) for p in periods) - window_s
@@ -190,7 +191,9 @@ class SegmentCalibration:
         self.walk_direction_rad_: float | None = None
         rate_hz = kit.rate_hz
         bias = gyr_bias_rad_s or {}
-        present = [s for s in kit.sites if s in quat_wxyz_world_sensor]
+        # Sites with an orientation for at least a second of rows (a dead sensor has none to calibrate).
+        present = [s for s in kit.sites if s in quat_wxyz_world_sensor
+                   and np.isfinite(quat_wxyz_world_sensor[s][:, 0]).sum() >= kit.rate_hz]
         gyr = {s: kit.sites[s].gyr_rad_s - bias.get(s, np.zeros(3)) for s in present}
         R = {s: matrix_from_quat(quat_wxyz_world_sensor[s]) for s in present}
         walking = self._walking_rows(kit, gyr, present)
@@ -209,6 +212,7 @@ class SegmentCalibration:
             ))
             self._collect()
             return self
+        not_standing = [s for s in present if standing is None or s not in standing.acc_mean_m_s2]
         if standing is None:
             self.verdicts_.append(Verdict(
                 Level.FAIL, "calibration.no_standing",
@@ -216,6 +220,15 @@ class SegmentCalibration:
                 "measured; angles are estimated from the walking alone and may be offset by several degrees.",
                 "Ask the patient to stand still and upright for 3 seconds before starting to walk.",
             ))
+        else:
+            for s in not_standing:
+                self.verdicts_.append(Verdict(
+                    Level.WARNING, "calibration.no_standing",
+                    f"The {_site_words(s)} sensor was not still while the patient stood, so its vertical axis comes "
+                    "from the walking alone; its angles may be offset by several degrees.",
+                    "Check that the sensor is strapped tight and delivering data from the start.",
+                    subject=s.value,
+                ))
         vertical = self._vertical_axes(kit, R, present, standing, walking)
         ml_axes = self._ml_axes(gyr, R, present, walking, vertical)
         leg_frames = self._leg_frames(present, vertical, ml_axes)

@@ -153,3 +153,13 @@ def test_empty_and_tiny_recordings_do_not_crash(healthy) -> None:
         pipeline = OrientationPipeline().estimate(tiny)
         assert pipeline.angles_deg_ == {}
         assert pipeline.verdicts_
+
+
+@pytest.mark.parametrize(("filter_name", "use_mag"), [("madgwick", False), ("ekf", False), ("mahony", True),
+                                                      ("madgwick", True)])
+def test_every_filter_and_the_magnetometer_work_end_to_end(healthy, filter_name: str, use_mag: bool) -> None:
+    kit, truth = healthy
+    pipeline = OrientationPipeline(fusion=OrientationFusion(filter=filter_name, use_mag=use_mag)).estimate(kit)
+    errors = angle_errors(pipeline.angles_deg_, kit.time_s, truth)
+    for name in SAGITTAL:
+        assert errors[name]["rmse_deg"] < SAGITTAL_TARGET_DEG, (filter_name, use_mag, name, errors[name])
