@@ -3,11 +3,13 @@ battery, radio signal, and a sensor stuck on one value.
 
 Fed with the drivers' stream items (:class:`~sensor_drivers.sample.ImuSample`,
 :class:`~sensor_drivers.sample.LinkEvent`) and/or grid blocks (:class:`~capture_app.core.signals.KitSignals`).
-Memory is bounded: each sensor keeps the samples of the last ``window_s`` as arrays (plus at most one window of
-samples not yet converted), its recent link events and a few numbers; grid blocks older than the window are dropped.
-Adding a sample is one dictionary look-up and one list append; samples are converted to arrays in bulk, once, and the
-window is summarised with numpy only when ``verdicts_`` is read (cached until the next update), so the cost per sample
-stays far below the live budget (``bench/accuracy_placement.py`` measures it).
+Memory is bounded: each sensor keeps a short summary per batch of samples (counts, first/last times and sequence
+numbers, delay percentiles, extremes) for the last ``window_s``, at most one window of samples not yet summarised,
+its recent link events and a few numbers; grid blocks older than the window are dropped. Adding a sample is one
+dictionary look-up and one list append; samples are summarised in bulk, once, when ``verdicts_`` is read (cached until
+the next update) or when a window's worth has piled up, and the window's figures are combined from the summaries. The
+window is therefore ``window_s`` rounded out to whole summaries (one read interval). ``bench/accuracy_placement.py``
+measures the cost.
 
 Thresholds and their sources: ``docs/sensor-placement.md``, "Live signal quality".
 """
@@ -93,16 +95,32 @@ class SensorQuality:
 
 @dataclass
 class _Chunk:
-    """Consecutive samples of one sensor as arrays (converted once, in bulk)."""
+    """A summary of consecutive samples of one sensor, computed once when they are converted in bulk: the window's
+    figures are combined from these (a chunk is about one read interval of samples), never from single samples."""
 
-    host_s: FloatArray
-    device_s: FloatArray | None
-    seq: NDArray[np.int64] | None
-    acc: FloatArray
-    gyr: FloatArray
-    mag: FloatArray | None
-    #: Device clip counters (acc + gyr) per sample, -1 where not reported.
-    clips: NDArray[np.int64]
+    n: int
+    host_first_s: float
+    host_last_s: float
+    #: Device clock at the first and last sample, if every sample had one and it increased.
+    device_first_s: float | None
+    device_last_s: float | None
+    #: Unwrapped sequence numbers (continuing across chunks) at the first and last sample, if every sample had one.
+    seq_first: int | None
+    seq_last: int | None
+    #: Longest interval between consecutive samples within the chunk, on the device clock if it has one, s.
+    longest_gap_s: float
+    #: Arrival delay against the device clock (else counter / nominal rate): smallest and 95th percentile, s.
+    delay_min_s: float | None
+    delay_p95_s: float | None
+    n_full_scale: int
+    #: Device clip counters (acc + gyr) at the first and last sample that reported them.
+    clips_first: int | None
+    clips_last: int | None
+    mag_min_ut: float | None
+    mag_max_ut: float | None
+    #: Per-axis extremes of acceleration and angular velocity (all equal: a stuck sensor).
+    low: FloatArray
+    high: FloatArray
 
 
 @dataclass
@@ -122,24 +140,49 @@ class _Sensor:
     rssi_dbm: float | None = None
     #: Host time of the latest sample seen (kept when the window has moved past it).
     last_host_s: float | None = None
+    #: The last raw and unwrapped sequence numbers, to continue the unwrapping in the next chunk.
+    last_seq_raw: int | None = None
+    last_seq: int | None = None
     grid: deque[tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]] = field(
         default_factory=lambda: deque(maxlen=4096))
 
-    def flush(self) -> None:
-        """Convert the pending samples into one chunk of arrays."""
+    def flush(self, acc_limit: float, gyr_limit: float) -> None:
+        """Summarise the pending samples into one chunk (values at or beyond the limits count as full scale)."""
         batch = self.pending
         if not batch:
             return
         self.pending = []
         n = len(batch)
         chain = itertools.chain.from_iterable
-        seq = [b.seq for b in batch]
-        device = [b.device_time_s for b in batch]
-        mags = [b.mag_ut for b in batch]
+        host = np.fromiter((b.host_time_s for b in batch), float, n)
+        acc = np.fromiter(chain(b.acc_m_s2 for b in batch), float, 3 * n).reshape(n, 3)
+        gyr = np.fromiter(chain(b.gyr_rad_s for b in batch), float, 3 * n).reshape(n, 3)
+        device_list = [b.device_time_s for b in batch]
+        device = None if any(d is None for d in device_list) else np.asarray(device_list, dtype=float)
+        if device is not None and n > 1 and not np.all(np.diff(device) > 0):
+            device = None  # a restarted device clock: judge on arrival times
+        seq_list = [b.seq for b in batch]
+        seq = None
+        if all(q is not None for q in seq_list):
+            raw = np.asarray(seq_list, dtype=np.int64)
+            if self.last_seq_raw is not None and self.last_seq is not None:
+                continued = _unwrapped(np.concatenate([[self.last_seq_raw], raw]))
+                seq = continued[1:] - continued[0] + self.last_seq
+            else:
+                seq = _unwrapped(raw)
+            self.last_seq_raw, self.last_seq = int(raw[-1]), int(seq[-1])
+        else:
+            self.last_seq_raw = self.last_seq = None
+        clock = device if device is not None else host
+        if device is not None:
+            delay = host - device
+        elif seq is not None and self.nominal_rate_hz:
+            delay = host - seq / self.nominal_rate_hz
+        else:
+            delay = None
         statuses = [b.status for b in batch]
-        clips = np.fromiter(((-1 if st is None or (st.acc_clip_count is None and st.gyr_clip_count is None)
-                              else (st.acc_clip_count or 0) + (st.gyr_clip_count or 0)) for st in statuses),
-                            dtype=np.int64, count=n)
+        clips = [(st.acc_clip_count or 0) + (st.gyr_clip_count or 0) for st in statuses
+                 if st is not None and (st.acc_clip_count is not None or st.gyr_clip_count is not None)]
         for st in reversed(statuses):
             if st is not None and st.battery_pct is not None:
                 self.battery_pct = st.battery_pct
@@ -148,19 +191,26 @@ class _Sensor:
             if st is not None and st.rssi_dbm is not None:
                 self.rssi_dbm = st.rssi_dbm
                 break
-        mag = None
-        if any(m is not None for m in mags):
-            mag = np.fromiter(chain(m if m is not None else (np.nan,) * 3 for m in mags), float, 3 * n).reshape(n, 3)
+        mags = [b.mag_ut for b in batch if b.mag_ut is not None]
+        mag_norm = np.linalg.norm(np.asarray(mags, dtype=float), axis=1) if mags else None
+        with np.errstate(invalid="ignore"):
+            full = (np.any(np.abs(acc) >= acc_limit, axis=1) | np.any(np.abs(gyr) >= gyr_limit, axis=1))
+        both = np.hstack([acc, gyr])
         self.chunks.append(_Chunk(
-            host_s=np.fromiter((b.host_time_s for b in batch), float, n),
-            device_s=None if any(d is None for d in device) else np.asarray(device, dtype=float),
-            seq=None if any(q is None for q in seq) else np.asarray(seq, dtype=np.int64),
-            acc=np.fromiter(chain(b.acc_m_s2 for b in batch), float, 3 * n).reshape(n, 3),
-            gyr=np.fromiter(chain(b.gyr_rad_s for b in batch), float, 3 * n).reshape(n, 3),
-            mag=mag,
-            clips=clips,
+            n=n, host_first_s=float(host[0]), host_last_s=float(host[-1]),
+            device_first_s=None if device is None else float(device[0]),
+            device_last_s=None if device is None else float(device[-1]),
+            seq_first=None if seq is None else int(seq[0]), seq_last=None if seq is None else int(seq[-1]),
+            longest_gap_s=float(np.max(np.diff(clock))) if n > 1 else 0.0,
+            delay_min_s=None if delay is None else float(delay.min()),
+            delay_p95_s=None if delay is None else float(np.percentile(delay, 95)),
+            n_full_scale=int(full.sum()),
+            clips_first=clips[0] if clips else None, clips_last=clips[-1] if clips else None,
+            mag_min_ut=None if mag_norm is None else float(mag_norm.min()),
+            mag_max_ut=None if mag_norm is None else float(mag_norm.max()),
+            low=both.min(axis=0), high=both.max(axis=0),
         ))
-        self.last_host_s = float(batch[-1].host_time_s)
+        self.last_host_s = float(host[-1])
 
 
 class QualityMonitor:
@@ -229,7 +279,7 @@ class QualityMonitor:
                 self._now_s = item.host_time_s if self._now_s is None else max(self._now_s, item.host_time_s)
             for state in sensors.values():
                 if len(state.pending) >= state.capacity:
-                    state.flush()
+                    state.flush(*self._limits())
                     self._prune(state)
             if now_s is not None:
                 self._now_s = now_s
@@ -306,13 +356,17 @@ class QualityMonitor:
         if self._now_s is None:
             return
         horizon = self._now_s - self.window_s
-        while state.chunks and state.chunks[0].host_s[-1] < horizon:
+        while state.chunks and state.chunks[0].host_last_s < horizon:
             state.chunks.popleft()
         while state.events and state.events[0].host_time_s < horizon:
             state.events.popleft()
 
+    def _limits(self) -> tuple[float, float]:
+        fraction = (self.thresholds or QualityThresholds()).full_scale_fraction
+        return fraction * self.acc_range_m_s2, fraction * self.gyr_range_rad_s
+
     def _summarise(self, state: _Sensor, limits: QualityThresholds) -> SensorQuality:
-        state.flush()
+        state.flush(*self._limits())
         self._prune(state)
         stats = SensorQuality(state.sensor_id, state.site, connected=state.connected,
                               nominal_rate_hz=state.nominal_rate_hz, battery_pct=state.battery_pct,
@@ -326,53 +380,46 @@ class QualityMonitor:
         return stats
 
     def _stream_figures(self, state: _Sensor, stats: SensorQuality, limits: QualityThresholds) -> None:
+        """Combine the chunk summaries of the window (whole chunks: the window is ``window_s`` plus at most one
+        read interval)."""
         chunks = list(state.chunks)
-        host = np.concatenate([c.host_s for c in chunks])
-        keep = host >= (self._now_s if self._now_s is not None else host[-1]) - self.window_s
-        host = host[keep]
-        n = int(host.size)
+        n = sum(c.n for c in chunks)
         stats.n_samples = n
         if n == 0:
             return
-        seq = (None if any(c.seq is None for c in chunks)
-               else _unwrapped(np.concatenate([c.seq for c in chunks])[keep]))  # type: ignore[misc]
-        device = None if any(c.device_s is None for c in chunks) else np.concatenate(
-            [c.device_s for c in chunks])[keep]  # type: ignore[misc]
-        if device is not None and not np.all(np.diff(device) > 0):
-            device = None  # a restarted device clock: judge on arrival times
-        nominal = state.nominal_rate_hz
+        first, last = chunks[0], chunks[-1]
+        on_device = all(c.device_first_s is not None for c in chunks) and all(
+            b.device_first_s > a.device_last_s for a, b in itertools.pairwise(chunks))  # type: ignore[operator]
         if n >= limits.min_samples:
-            clock = device if device is not None else host
-            span = float(clock[-1] - clock[0])
+            if on_device:
+                span = last.device_last_s - first.device_first_s  # type: ignore[operator]
+                joins = [b.device_first_s - a.device_last_s for a, b in itertools.pairwise(chunks)]  # type: ignore[operator]
+            else:
+                span = last.host_last_s - first.host_first_s
+                joins = [b.host_first_s - a.host_last_s for a, b in itertools.pairwise(chunks)]
             if span > 0:
                 stats.rate_hz = (n - 1) / span
-                stats.longest_gap_s = float(np.max(np.diff(clock)))
-            if seq is not None:
-                expected = int(seq[-1] - seq[0]) + 1
+                stats.longest_gap_s = max([c.longest_gap_s for c in chunks] + joins)
+            if all(c.seq_first is not None for c in chunks):
+                expected = last.seq_last - first.seq_first + 1  # type: ignore[operator]
                 stats.loss_pct = 100.0 * max(expected - n, 0) / max(expected, 1)
             else:
                 missing = sum(e.n_missing or 0 for e in state.events if e.state is LinkState.GAP)
                 stats.loss_pct = 100.0 * missing / (n + missing) if missing else None
-            sampled = device if device is not None else (seq / nominal if seq is not None and nominal else None)
-            if sampled is not None:
-                delay = host - sampled
-                stats.jitter_ms = 1000.0 * float(np.percentile(delay - delay.min(), 95))
-        acc = np.concatenate([c.acc for c in chunks])[keep]
-        gyr = np.concatenate([c.gyr for c in chunks])[keep]
-        clips = np.concatenate([c.clips for c in chunks])[keep]
-        reported = clips[clips >= 0]
-        counters = int(max(reported[-1] - reported[0], 0)) if reported.size else 0
-        stats.n_clipped = max(int(self._at_full_scale(acc, gyr).sum()), counters)
+            if all(c.delay_min_s is not None for c in chunks):
+                fastest = min(c.delay_min_s for c in chunks)  # type: ignore[type-var]
+                stats.jitter_ms = 1000.0 * (max(c.delay_p95_s for c in chunks) - fastest)  # type: ignore[operator]
+        stats.n_clipped = sum(c.n_full_scale for c in chunks)
+        reported = [c for c in chunks if c.clips_first is not None]
+        if reported:
+            stats.n_clipped = max(stats.n_clipped, max(reported[-1].clips_last - reported[0].clips_first, 0))  # type: ignore[operator]
         stats.clip_fraction = stats.n_clipped / n
-        if any(c.mag is not None for c in chunks):
-            mag = np.concatenate([c.mag if c.mag is not None else np.full((c.host_s.size, 3), np.nan)
-                                  for c in chunks])[keep]
-            mag = mag[np.all(np.isfinite(mag), axis=1)]
-            if mag.shape[0]:
-                norms = np.linalg.norm(mag, axis=1)
-                stats.mag_norm_ut = (float(norms.min()), float(norms.max()))
-        stats.stuck = n >= limits.min_samples and bool(np.all(np.ptp(acc, axis=0) == 0.0)
-                                                       and np.all(np.ptp(gyr, axis=0) == 0.0))
+        mags = [c for c in chunks if c.mag_min_ut is not None]
+        if mags:
+            stats.mag_norm_ut = (min(c.mag_min_ut for c in mags), max(c.mag_max_ut for c in mags))  # type: ignore[type-var]
+        low = np.min([c.low for c in chunks], axis=0)
+        high = np.max([c.high for c in chunks], axis=0)
+        stats.stuck = n >= limits.min_samples and bool(np.all(low == high))
 
     def _grid_figures(self, state: _Sensor, stats: SensorQuality) -> None:
         stats.source = "grid"

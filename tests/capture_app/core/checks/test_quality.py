@@ -178,9 +178,11 @@ def test_window_slides_and_memory_stays_bounded() -> None:
             _ = monitor.verdicts_
         state = monitor._sensors["s1"]
         assert len(state.pending) <= state.capacity
-        assert sum(c.host_s.size for c in state.chunks) <= 2 * state.capacity + len(state.pending)
+        assert sum(c.n for c in state.chunks) <= 2 * state.capacity + len(state.pending)
     assert verdict(monitor, "quality.loss").level is Level.OK  # the hole has left the window
-    assert monitor.stats_["s1"].n_samples == pytest.approx(2.0 * RATE_HZ, abs=2)
+    # The window is 2 s rounded out to whole summaries (at most one read interval or one capacity of samples more).
+    state = monitor._sensors["s1"]
+    assert 2.0 * RATE_HZ - 2 <= monitor.stats_["s1"].n_samples <= 2.0 * RATE_HZ + state.capacity
 
 
 def test_grid_blocks_give_loss_clipping_and_magnetic_figures() -> None:
