@@ -269,6 +269,14 @@ class SensorIdentification:
             omega = angular_velocity_rad_s(signals, kit.rate_hz)[mask]
             acc = signals.acc_m_s2[mask]
             ok = signals.valid[mask] & np.all(np.isfinite(omega), axis=1) & np.all(np.isfinite(acc), axis=1)
+            if mask.sum() and not np.isfinite(omega).any():
+                self.verdicts_.append(Verdict(
+                    Level.WARNING, "placement.identification.no_gyroscope",
+                    f"The {site_name(site)} sensor sends no angular velocity, so its placement cannot be checked "
+                    "from the walk.",
+                    "Switch on the sensor's gyroscope output (see its settings), or accept an unchecked placement.",
+                    subject=site.value, details={"sensor_id": signals.sensor_id}))
+                continue
             if mask.sum() == 0 or ok.mean() < limits.min_valid_fraction:
                 self.verdicts_.append(Verdict(
                     Level.WARNING, "placement.identification.gaps",

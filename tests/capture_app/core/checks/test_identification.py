@@ -128,3 +128,14 @@ def test_relabel_rejects_unknown_sensors(walk_factory) -> None:
     walk = walk_factory("healthy", seed="1")
     with pytest.raises(ValueError, match="not in this recording"):
         relabel(walk.kit, {Site.PELVIS: "nope"})
+
+
+def test_sensor_without_angular_velocity_is_named(walk_factory) -> None:
+    walk = walk_factory("healthy", seed="1")
+    s = walk.kit.sites[Site.THIGH_R]
+    blind = SiteSignals(s.sensor_id, s.valid, s.acc_m_s2, np.full_like(s.gyr_rad_s, np.nan), s.mag_ut, None)
+    kit = replace(walk.kit, sites={**walk.kit.sites, Site.THIGH_R: blind})
+    ident = SensorIdentification().identify(kit, walk.walking_s)
+    found = [(v.code, v.subject) for v in ident.verdicts_ if v.level is not Level.OK]
+    assert ("placement.identification.no_gyroscope", "thigh_r") in found
+    assert ("placement.identification.partial", "kit") in found
