@@ -242,14 +242,12 @@ class SensorIdentification:
         self.stride_period_s_ = float(np.median(periods))
 
         identified = self._identify_sites(motions, limits, expected)
-        self.site_of_sensor_ = {m.sensor_id: identified[m.sensor_id] for m in motions}
-        for m in motions:
-            self.assignment_[identified[m.sensor_id]] = m.sensor_id
-        # Sites whose sensor was left out (no data) keep their labelled sensor unless another one now claims it.
-        claimed = set(identified.values())
+        self.assignment_ = {identified[m.sensor_id]: m.sensor_id for m in motions}
+        # Sensors left out (no data) keep their labelled site unless another sensor was found there.
         for site, signals in kit.sites.items():
-            if signals.sensor_id not in self.site_of_sensor_ and site in claimed:
-                self.assignment_.pop(site, None)
+            if signals.sensor_id not in identified and site not in self.assignment_:
+                self.assignment_[site] = signals.sensor_id
+        self.site_of_sensor_ = {sensor_id: site for site, sensor_id in self.assignment_.items()}
         self._report_swaps(motions, identified)
         by_site = {identified[m.sensor_id]: m for m in motions}
         left_axes = self._mountings(by_site, limits)
