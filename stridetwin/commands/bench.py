@@ -16,6 +16,7 @@ SUITES: dict[str, str] = {
     "sim": "bench.sim",
     "accuracy-gait": "bench.accuracy_gait",
     "accuracy-angles": "bench.accuracy_angles",
+    "accuracy-placement": "bench.accuracy_placement",
 }
 
 
