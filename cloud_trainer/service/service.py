@@ -509,29 +509,34 @@ class TrainerService:
             self.jobs.update_progress(job_id, event)
 
     def _on_done(self, job_id: str, outcome: JobOutcome) -> None:
-        with self._sched_lock:
-            self._running.pop(job_id, None)
-            stopping = self._stopping
+        try:
+            job = self._record_outcome(job_id, outcome)
+        finally:
+            # Only now does the job stop counting against its clinic: the store already says it ended.
+            with self._sched_lock:
+                self._running.pop(job_id, None)
+        if job is not None:
+            self._end(job)
+            self._dispatch()
+
+    def _record_outcome(self, job_id: str, outcome: JobOutcome) -> JobRecord | None:
+        """Store how the run ended; ``None`` when the job stays RUNNING (the trainer is stopping)."""
         job = self.jobs.get_any(job_id)
         if job is None:
-            return
-        if outcome.stopped and stopping and not job.cancel_requested:
-            return  # the trainer is stopping: the job stays RUNNING and resumes from its checkpoint at the next start
+            return None
+        if outcome.stopped and self._stopping and not job.cancel_requested:
+            return None  # the job stays RUNNING and resumes from its checkpoint at the next start
         if outcome.stopped:
-            job = self.jobs.finish(job_id, JobState.CANCELLED, "cancelled by the clinic")
-        elif outcome.error:
-            job = self.jobs.finish(job_id, JobState.FAILED, outcome.error)
-        else:
-            result = outcome.result
-            assert result is not None
-            try:
-                self.artifacts.publish(job.clinic, job_id, result.out_dir, result.artifacts)
-            except (OSError, InvalidRequestError) as exc:
-                job = self.jobs.finish(job_id, JobState.FAILED, f"publishing the artifacts failed: {exc}")
-            else:
-                job = self.jobs.finish(job_id, JobState.SUCCEEDED, report=result.report, resumed=result.resumed)
-        self._end(job)
-        self._dispatch()
+            return self.jobs.finish(job_id, JobState.CANCELLED, "cancelled by the clinic")
+        if outcome.error:
+            return self.jobs.finish(job_id, JobState.FAILED, outcome.error)
+        result = outcome.result
+        assert result is not None
+        try:
+            self.artifacts.publish(job.clinic, job_id, result.out_dir, result.artifacts)
+        except (OSError, InvalidRequestError) as exc:
+            return self.jobs.finish(job_id, JobState.FAILED, f"publishing the artifacts failed: {exc}")
+        return self.jobs.finish(job_id, JobState.SUCCEEDED, report=result.report, resumed=result.resumed)
 
     def _end(self, job: JobRecord) -> None:
         self.audit.append(job.clinic, "job.finish", job_id=job.job_id, clip_id=job.spec.clip_id, state=job.state.value)
