@@ -22,18 +22,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = Path("protos") / "stridetwin" / "v1"
 
 
-def proto_files() -> list[Path]:
-    """The contract's ``.proto`` files, relative to the repository root, sorted."""
-    return sorted(p.relative_to(REPO_ROOT) for p in (REPO_ROOT / PROTO_DIR).glob("*.proto"))
+def proto_files(source_root: Path = REPO_ROOT) -> list[Path]:
+    """The contract's ``.proto`` files, relative to ``source_root`` (the repository root), sorted."""
+    return sorted(p.relative_to(source_root) for p in (source_root / PROTO_DIR).glob("*.proto"))
 
 
-def generated_names() -> list[str]:
+def generated_names(source_root: Path = REPO_ROOT) -> list[str]:
     """File names the generator writes for the ``.proto`` files (``clips_pb2.py``, ``clips_pb2_grpc.py``, …)."""
-    return sorted(f"{p.stem}{suffix}" for p in proto_files() for suffix in ("_pb2.py", "_pb2_grpc.py"))
+    return sorted(f"{p.stem}{suffix}" for p in proto_files(source_root) for suffix in ("_pb2.py", "_pb2_grpc.py"))
 
 
-def generate(out_root: Path = REPO_ROOT) -> list[Path]:
-    """Compile every ``.proto`` of the contract into ``out_root/protos/stridetwin/v1``; returns the files written.
+def generate(out_root: Path = REPO_ROOT, source_root: Path = REPO_ROOT) -> list[Path]:
+    """Compile every ``.proto`` under ``source_root/protos/stridetwin/v1`` into ``out_root/protos/stridetwin/v1``;
+    returns the files written.
 
     Raises RuntimeError when grpcio-tools is missing, is not the pinned version, or protoc reports an error.
     """
@@ -55,16 +56,16 @@ def generate(out_root: Path = REPO_ROOT) -> list[Path]:
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     args = [
         "grpc_tools.protoc",
-        f"--proto_path={REPO_ROOT}",
+        f"--proto_path={source_root}",
         f"--proto_path={well_known}",
         f"--python_out={out_root}",
         f"--grpc_python_out={out_root}",
-        *(str(p) for p in proto_files()),
+        *(str(source_root / p) for p in proto_files(source_root)),
     ]
     status = protoc.main(args)
     if status != 0:
         raise RuntimeError(f"protoc failed with status {status} (its message is above)")
-    return [out_dir / name for name in generated_names()]
+    return [out_dir / name for name in generated_names(source_root)]
 
 
 def main(argv: list[str] | None = None) -> int:
