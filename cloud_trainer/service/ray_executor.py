@@ -104,11 +104,20 @@ def _run_job(runner_spec: str, request_doc: dict[str, Any], job_id: str, channel
                 cancel.set()
                 return
 
+    pushed: list[Any] = []
+
+    def on_progress(event: ProgressEvent) -> None:
+        pushed.append(channel.push.remote(job_id, event.to_json()))
+        if len(pushed) > 64:  # keep the worker from running far ahead of the channel
+            ray.get(pushed)
+            pushed.clear()
+
     threading.Thread(target=watch_cancel, daemon=True).start()
     try:
-        result = runner(_request_from_json(request_doc), lambda ev: channel.push.remote(job_id, ev.to_json()), cancel)
+        result = runner(_request_from_json(request_doc), on_progress, cancel)
     finally:
         finished.set()
+        ray.get(pushed)  # every event is in the channel before the trainer sees the task end
     return {"result": _result_to_json(result), "cancelled": cancel.is_set()}
 
 
@@ -170,23 +179,28 @@ class RayExecutor:
         while not self._stopping.is_set():
             with self._lock:
                 jobs = dict(self._jobs)
-            try:
-                events = ray.get(self._channel.drain.remote()) if jobs else {}
-            except Exception:  # the channel actor died with its node: jobs still finish, progress is lost
-                _log.warning("ray executor: progress channel unavailable", exc_info=True)
-                events = {}
-            for job_id, docs in events.items():
-                if job_id in jobs:
-                    for doc in docs:
-                        jobs[job_id][1](ProgressEvent(**{**doc, "stage": Stage(doc["stage"])}))
             if not jobs:
                 self._stopping.wait(POLL_INTERVAL_S)
                 continue
+            self._forward_progress(jobs)
             refs = {ref: job_id for job_id, (ref, _, _) in jobs.items()}
             ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_INTERVAL_S)
+            if ready:
+                self._forward_progress(jobs)  # what the finished tasks pushed last comes before their outcome
             for ref in ready:
                 self._finish(refs[ref], ref)
             self._force_overdue()
+
+    def _forward_progress(self, jobs: dict[str, tuple[Any, ProgressSink, DoneSink]]) -> None:
+        try:
+            events = self._ray.get(self._channel.drain.remote())
+        except Exception:  # the channel actor died with its node: jobs still finish, progress is lost
+            _log.warning("ray executor: progress channel unavailable", exc_info=True)
+            return
+        for job_id, docs in events.items():
+            if job_id in jobs:
+                for doc in docs:
+                    jobs[job_id][1](ProgressEvent(**{**doc, "stage": Stage(doc["stage"])}))
 
     def _finish(self, job_id: str, ref: Any) -> None:
         ray = self._ray
