@@ -45,9 +45,10 @@ T = TypeVar("T")
 #: Version of :meth:`WalkAnalysis.to_json` (docs/cli-json.md). Within major version 1 keys are only added.
 ANALYZE_JSON_SCHEMA = "stridetwin.analyze/1"
 
-#: Below these a clipped value is not taken for the device's full scale (no IMU has a range under 2 g or 250 °/s).
+#: Below these a flat top is not taken for the device's full scale: the smallest ranges of common IMUs (±2 g,
+#: ±125 °/s; Bosch BMI160 datasheet).
 MIN_FULL_SCALE_ACC_M_S2 = 2.0 * 9.80665
-MIN_FULL_SCALE_GYR_RAD_S = float(np.radians(250.0))
+MIN_FULL_SCALE_GYR_RAD_S = float(np.radians(125.0))
 #: Share of samples at full scale from which saturation is a failure (as the live quality check,
 #: docs/sensor-placement.md).
 SATURATION_FAIL_FRACTION = 0.01
@@ -529,8 +530,8 @@ def sanitized(kit: KitSignals) -> tuple[KitSignals, list[Verdict]]:
 
 
 def saturation_verdicts(clip: Clip) -> list[Verdict]:
-    """A verdict per sensor whose accelerometer or gyroscope hit its measuring range: repeated samples at the same
-    extreme value (the full scale), or the device's own clip counters rising."""
+    """A verdict per sensor whose accelerometer or gyroscope hit its measuring range: the same extreme value held
+    for several samples (the full scale), or the device's own clip counters rising."""
     verdicts = []
     for stream in clip.sensors.values():
         if not stream.n_samples:
@@ -546,7 +547,7 @@ def saturation_verdicts(clip: Clip) -> list[Verdict]:
                 known = counter[counter >= 0]
                 if known.size >= 2:
                     n_clipped = max(n_clipped, int(known[-1] - known[0]))
-            if n_clipped < 2:
+            if n_clipped < 3:
                 continue
             fraction = n_clipped / stream.n_samples
             level = Level.FAIL if fraction >= SATURATION_FAIL_FRACTION else Level.WARNING
@@ -560,9 +561,10 @@ def saturation_verdicts(clip: Clip) -> list[Verdict]:
     return verdicts
 
 
-def _n_at_full_scale(values: FloatArray, floor: float) -> int:
-    """Samples at the channel's largest magnitude where that value repeats on consecutive samples of one axis (a
-    clipped signal sits flat at its range; a clean peak is reached once)."""
+def _n_at_full_scale(values: FloatArray, floor: float, min_run: int = 3) -> int:
+    """Samples at the channel's largest magnitude, if that value is held for at least ``min_run`` consecutive samples
+    on one axis: a clipped signal sits flat at its range, while a clean peak, even quantised, is flat for at most two
+    samples (at 200 Hz a 200 °/s swing peak changes by ≈1 °/s per sample, the LSB is 0.06 °/s)."""
     magnitude = np.abs(values)
     if not np.isfinite(magnitude).any():
         return 0
@@ -570,8 +572,10 @@ def _n_at_full_scale(values: FloatArray, floor: float) -> int:
     if top < floor:
         return 0
     at_top = magnitude >= top * (1.0 - 1e-6)
-    repeated = at_top[1:] & at_top[:-1]
-    if not repeated.any():
+    held = at_top[: len(at_top) - min_run + 1].copy()
+    for k in range(1, min_run):
+        held &= at_top[k : len(at_top) - min_run + 1 + k]
+    if not held.any():
         return 0
     return int(np.any(at_top, axis=1).sum())
 

@@ -1,0 +1,72 @@
+"""``stridetwin analyze`` (text, JSON, angle CSV) and ``stridetwin export c3d`` end to end on a virtual walk."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from sensor_drivers.sim.clip_export import write_virtual_clip
+from stridetwin.cli import main
+from tests.capture_app.core.session.conftest import generate, needs_orientation
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("analyze") / "walk.stclip"
+    write_virtual_clip(generate("hemiparetic", side="left", speed="0.5", seed="31"), path)
+    return path
+
+
+@needs_orientation
+def test_analyze_text_json_and_angles_csv(walk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(walk)]) == 0
+    text = capsys.readouterr().out
+    assert "patient VIRTUAL-HEMIPARETIC-31" in text
+    assert "affected side left" in text
+    assert "strides (" in text
+    assert "steady" in text
+    assert "cadence_steps_min" in text
+    assert "joint angles over the steady walk" in text
+    assert "knee_flexion_l_deg" in text
+
+    out = tmp_path / "angles.csv"
+    assert main(["analyze", str(walk), "--json", "--angles-csv", str(out)]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # stdout stays pure JSON; the CSV note goes to stderr
+    assert f"wrote {out}" in captured.err
+    assert doc["schema"] == "stridetwin.analyze/1"
+    assert doc["strides"][0]["side"] in ("left", "right")
+    assert isinstance(doc["strides"][0]["ic_s"], float)
+    assert "gait_speed_m_s" in doc["metrics"] or "gait_speed_m_s" in doc["missing"]
+    with out.open() as fh:
+        header = next(csv.reader(fh))
+    assert header[0] == "time_s"
+    assert "knee_flexion_l_deg" in header
+    assert "hip_flexion_r_deg" in header
+    assert main(["analyze", str(walk), "--angles-csv", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_analyze_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(tmp_path / "missing.stclip")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    junk = tmp_path / "junk.stclip"
+    junk.write_bytes(b"hello")
+    assert main(["analyze", str(junk)]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_export_c3d(walk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ezc3d = pytest.importorskip("ezc3d")
+    out = tmp_path / "walk.c3d"
+    assert main(["export", "c3d", str(walk), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "analog channel(s) at 200 Hz" in printed
+    c3d = ezc3d.c3d(str(out))
+    labels = list(c3d["parameters"]["EVENT"]["LABELS"]["value"])
+    assert {"Foot Strike", "Foot Off"} <= set(labels)
+    assert main(["export", "c3d", str(walk), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
