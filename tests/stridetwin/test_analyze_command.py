@@ -10,7 +10,7 @@ import pytest
 
 from sensor_drivers.sim.clip_export import write_virtual_clip
 from stridetwin.cli import main
-from tests.capture_app.core.session.conftest import generate, needs_orientation
+from tests.capture_app.core.session.conftest import generate
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,6 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@needs_orientation
 def test_analyze_text_json_and_angles_csv(walk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(walk)]) == 0
     text = capsys.readouterr().out

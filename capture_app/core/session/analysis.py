@@ -296,15 +296,8 @@ class WalkAnalysis:
             ))  # fmt: skip
             return None
 
-    def _estimate_orientation(self, kit: KitSignals) -> Any | None:
-        pipeline = self.orientation or stages.orientation_pipeline()
-        if pipeline is None:
-            self.stage_verdicts_.append(Verdict(
-                Level.WARNING, "angles.unavailable", "Joint angles are not computed by this version of the software.",
-                "", "joint angles",
-            ))  # fmt: skip
-            return None
-        return pipeline.estimate(kit)
+    def _estimate_orientation(self, kit: KitSignals) -> Any:
+        return (self.orientation or stages.orientation_pipeline()).estimate(kit)
 
     def _check_placement(self, kit: KitSignals, intervals: Intervals) -> Any | None:
         if intervals.still_s is None and intervals.identification_s is None:
@@ -594,7 +587,7 @@ def angle_ranges(
     rows = np.zeros(time_s.size, dtype=bool)
     for a, b in steady_s:
         rows |= (time_s >= a) & (time_s < b)
-    for name in stages.angle_names() or tuple(angles_deg):
+    for name in stages.angle_names():
         values = angles_deg.get(name)
         if values is None:
             missing[name] = _why_angle_missing(name, orientation_verdicts, stage_verdicts)

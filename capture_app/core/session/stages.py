@@ -1,14 +1,17 @@
-"""The analysis and live pipelines' seams to the orientation and placement-check packages.
+"""The analysis and live pipelines' seams to the orientation and placement-check packages: each function returns a
+fresh stage object with the default parameters.
 
-Both packages are optional at import time so that the session, the offline analysis and ``stridetwin analyze`` work
-in a build without them (angles and placement verdicts are then absent, with a verdict saying so). Each function
-returns a fresh stage object, or ``None`` where the package is not there.
+The placement-check package is optional at import time, so that the session, the offline analysis and
+``stridetwin analyze`` work in a build without it (placement verdicts are then absent, with a verdict saying so);
+its functions return ``None`` there.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from capture_app.core.orientation import ANGLE_NAMES, OrientationPipeline
 
 
 def _attribute(module: str, name: str) -> Any | None:
@@ -18,15 +21,14 @@ def _attribute(module: str, name: str) -> Any | None:
         return None
 
 
-def orientation_pipeline() -> Any | None:
-    """A new ``OrientationPipeline`` (batch ``estimate(kit)``, live ``reset()``/``update(block)``), or ``None``."""
-    cls = _attribute("capture_app.core.orientation", "OrientationPipeline")
-    return cls() if cls is not None else None
+def orientation_pipeline() -> OrientationPipeline:
+    """A new ``OrientationPipeline`` (batch ``estimate(kit)``, live ``reset()``/``update(block)``)."""
+    return OrientationPipeline()
 
 
 def angle_names() -> tuple[str, ...]:
-    """Every joint angle the orientation package reports (empty without it)."""
-    return tuple(_attribute("capture_app.core.orientation", "ANGLE_NAMES") or ())
+    """Every joint angle the capture core reports, in the order of the angle CSV."""
+    return ANGLE_NAMES
 
 
 def placement_check() -> Any | None:

@@ -21,11 +21,8 @@ from sensor_drivers.sites import Site
 
 SHORT = {"walkway": "6", "still_start": "2.5", "still_end": "2"}
 
-#: Tests of joint angles need the orientation package (capture_app/core/orientation); without it the analysis
-#: reports angles as unavailable, which other tests check.
-needs_orientation = pytest.mark.skipif(
-    importlib.util.find_spec("capture_app.core.orientation") is None, reason="orientation package not in this build"
-)
+#: Tests of the placement checks need the checks package (capture_app/core/checks); without it the analysis reports
+#: the placement as unchecked.
 needs_checks = pytest.mark.skipif(
     importlib.util.find_spec("capture_app.core.checks") is None, reason="placement-check package not in this build"
 )

@@ -23,7 +23,7 @@ from sensor_drivers.sim.clip_export import truth_path_for
 from sensor_drivers.sim.truth import GroundTruth
 from sensor_drivers.sites import Site
 
-from .conftest import needs_checks, needs_orientation
+from .conftest import needs_checks
 
 TOP_KEYS = {"schema", "clip", "level", "grid_rate_hz", "intervals", "events", "strides", "metrics", "missing",
             "context", "joint_angles", "placement", "calibration", "verdicts"}  # fmt: skip
@@ -57,7 +57,6 @@ def test_events_strides_and_metrics_against_the_truth(healthy: WalkAnalysis, hea
         assert healthy.missing_[name].message
 
 
-@needs_orientation
 def test_json_document(healthy: WalkAnalysis) -> None:
     doc = _strict_json(healthy.to_json())
     assert set(doc) >= TOP_KEYS
@@ -82,7 +81,6 @@ def test_json_document(healthy: WalkAnalysis) -> None:
     assert doc["placement"]["proposed_assignment"] == doc["clip"]["sites"]
 
 
-@needs_orientation
 def test_angles_csv_columns_and_clip_clock(healthy: WalkAnalysis, healthy_clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "angles.csv"
     n_rows = healthy.write_angles_csv(out)
@@ -116,7 +114,6 @@ def test_hemiparetic_walk(hemiparetic_clip: Path) -> None:
     assert abs(analysis.metrics_["cadence_steps_min"] / truth.cadence_steps_per_min - 1) < 0.02
 
 
-@needs_orientation
 @needs_checks
 @pytest.mark.parametrize(("name", "codes"), [
     ("no_thighs", {"analysis.sites_missing", "placement.missing", "angles.missing_segment"}),

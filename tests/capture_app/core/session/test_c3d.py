@@ -12,12 +12,9 @@ from capture_app.core.session.c3d import ANGLE_POINTS, export_c3d
 from capture_app.core.signals import signals_from_clip
 from sensor_drivers.recording.clipfile import read_clip
 
-from .conftest import needs_orientation
-
 ezc3d = pytest.importorskip("ezc3d")
 
 
-@needs_orientation
 def test_c3d_round_trip(healthy_clip: Path, tmp_path: Path) -> None:
     clip = read_clip(healthy_clip)
     analysis = WalkAnalysis().analyze(clip)
