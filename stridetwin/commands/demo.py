@@ -2,7 +2,9 @@
 
 For now: a virtual hemiparetic patient walks the 20 m test; its five sensors are served over pseudo-terminals speaking
 the StrideTwin serial protocol and read by the real serial drivers; the walk is recorded into a crash-safe clip with
-the ground truth beside it, and the clip is inspected. The demo grows with the product (analysis, training, report).
+the ground truth beside it, the clip is inspected and analysed offline (events, strides, metrics, joint angles,
+verdicts), and the analysis is checked against the simulation's truth. The demo grows with the product (training,
+report).
 """
 
 from __future__ import annotations
@@ -10,16 +12,25 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SOURCE = "sim:hemiparetic?transport=serial&protocol=stridetwin"
+
+#: Metrics the summary shows, in this order (all others: `stridetwin analyze`).
+SUMMARY_METRICS = (
+    "gait_speed_m_s", "cadence_steps_min", "stride_time_l_s", "stride_time_r_s", "stance_pct_l", "stance_pct_r",
+    "step_length_l_m", "step_length_r_m", "double_support_pct", "step_time_symmetry_index_pct", "swing_time_ratio",
+)  # fmt: skip
+SUMMARY_ANGLES = ("hip_flexion_l_deg", "hip_flexion_r_deg", "knee_flexion_l_deg", "knee_flexion_r_deg")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="end-to-end run on a virtual patient (no hardware, no configuration)",
-        description="Simulate a hemiparetic patient's 20 m walk test over a virtual serial link, record it and inspect "
-        "the recording. Runs in real time (about a minute).",
+        description="Simulate a hemiparetic patient's 20 m walk test over a virtual serial link, record it, inspect "
+        "and analyse the recording, and check the analysis against the simulation's truth. Runs in real time "
+        "(about a minute).",
     )
     parser.add_argument("--out", default="out/demo", metavar="DIR", help="where to write the clip (default out/demo)")
     parser.add_argument("--source", default=DEFAULT_SOURCE, help=f"sensor source (default {DEFAULT_SOURCE})")
@@ -27,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from capture_app.core.session.analysis import WalkAnalysis
     from sensor_drivers.errors import SensorDriverError
     from sensor_drivers.recording.clipfile import read_clip
     from sensor_drivers.recording.recorder import record_until_interrupted
@@ -45,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except (SensorDriverError, ValueError) as exc:
         raise CliError(str(exc)) from None
 
-    print(f"[1/2] recording {args.source} into {clip_path} (real time; Ctrl-C stops and keeps the clip)", flush=True)
+    print(f"[1/3] recording {args.source} into {clip_path} (real time; Ctrl-C stops and keeps the clip)", flush=True)
     started = time.monotonic()
     try:
         result = record_until_interrupted(driver, clip_path, metadata={"recording": {"source": args.source}})
@@ -57,6 +69,77 @@ def run(args: argparse.Namespace) -> int:
     if truth_note:
         print(f"      {truth_note.strip()}")
 
-    print("[2/2] inspection", flush=True)
-    print(format_text(inspect_clip(read_clip(clip_path)).to_json()))
+    print("[2/3] inspection", flush=True)
+    clip = read_clip(clip_path)
+    print(format_text(inspect_clip(clip).to_json()))
+
+    print("", flush=True)
+    print(f"[3/3] offline analysis (full report: stridetwin analyze {clip_path})", flush=True)
+    started = time.process_time()
+    analysis = WalkAnalysis().analyze(clip)
+    print(f"      {time.process_time() - started:.1f} s of CPU for {analysis.clip_.duration_s:.0f} s of recording")
+    print(format_summary(analysis.to_json()))
+    truth = _truth(driver)
+    if truth is not None:
+        print("")
+        print(format_truth_check(analysis.to_json(), truth))
     return 0
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_summary(doc: dict[str, Any]) -> str:
+    """The analysis in a few lines: level and problems, key metrics, hip and knee ranges."""
+    lines = [f"      overall: {doc['level'].upper()}"]
+    for v in doc["verdicts"]:
+        if v["level"] != "ok":
+            lines.append(f"      {v['level'].upper():7s} {v['subject']}: {v['message']}")
+    strides = doc["strides"]
+    lines.append(f"      strides: {len(strides)} ({sum(1 for s in strides if s['steady'])} steady), "
+                 f"speed category: {(doc.get('context') or {}).get('speed_category') or '-'}")  # fmt: skip
+    for name in SUMMARY_METRICS:
+        if name in doc["metrics"]:
+            lines.append(f"      {name:32s} {doc['metrics'][name]:9.3f}")
+        elif name in doc["missing"]:
+            lines.append(f"      {name:32s}         - ({doc['missing'][name]['message']})")
+    ranges = doc["joint_angles"]["ranges"]
+    for name in SUMMARY_ANGLES:
+        if name in ranges:
+            r = ranges[name]
+            lines.append(f"      {name:32s} {r['min_deg']:6.1f} to {r['max_deg']:5.1f} (range {r['range_deg']:.1f})")
+    return "\n".join(lines)
+
+
+def _truth(driver: object) -> Any | None:
+    from sensor_drivers.sim.source import SimDriver
+
+    if isinstance(driver, SimDriver) and driver.recording is not None:
+        return driver.recording.truth
+    return None
+
+
+def format_truth_check(doc: dict[str, Any], truth: Any) -> str:
+    """The analysis against the virtual patient's ground truth (speed, strides, cadence): a check of the software on
+    simulated data, not a clinical figure."""
+    speed = doc["metrics"].get("gait_speed_m_s")
+    cadence = doc["metrics"].get("cadence_steps_min")
+    strides = doc["strides"]
+    true_steady = sum(1 for s in truth.strides if s.steady)
+
+    def error(found: float | None, true: float) -> str:
+        return "-" if found is None or not true else f"{100 * (found / true - 1):+.1f} %"
+
+    lines = [
+        "      check against the simulation's truth (virtual patient, not a clinical result):",
+        f"      {'':22s} {'analysis':>9s} {'truth':>9s} {'error':>9s}",
+        f"      {'gait speed, m/s':22s} {_num(speed, '9.3f')} {truth.steady_speed_m_s:9.3f} "
+        f"{error(speed, truth.steady_speed_m_s):>9s}",
+        f"      {'cadence, steps/min':22s} {_num(cadence, '9.1f')} {truth.cadence_steps_per_min:9.1f} "
+        f"{error(cadence, truth.cadence_steps_per_min):>9s}",
+        f"      {'strides (all)':22s} {len(strides):9d} {len(truth.strides):9d} "
+        f"{len(strides) - len(truth.strides):+9d}",
+        f"      {'strides (steady)':22s} {sum(1 for s in strides if s['steady']):9d} {true_steady:9d}",
+    ]
+    return "\n".join(lines)
