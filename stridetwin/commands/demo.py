@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     analysis = WalkAnalysis().analyze(clip)
     print(f"      {time.process_time() - started:.1f} s of CPU for {analysis.clip_.duration_s:.0f} s of recording")
     print(format_summary(analysis.to_json()))
-    truth = _truth(driver)
+    truth = _truth(clip_path)
     if truth is not None:
         print("")
         print(format_truth_check(analysis.to_json(), truth))
@@ -112,12 +112,13 @@ def format_summary(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _truth(driver: object) -> Any | None:
-    from sensor_drivers.sim.source import SimDriver
+def _truth(clip_path: Path) -> Any | None:
+    """The ground truth saved beside a simulated clip (``None`` for real sensors)."""
+    from sensor_drivers.sim.clip_export import truth_path_for
+    from sensor_drivers.sim.truth import GroundTruth
 
-    if isinstance(driver, SimDriver) and driver.recording is not None:
-        return driver.recording.truth
-    return None
+    path = truth_path_for(clip_path)
+    return GroundTruth.load(path) if path.exists() else None
 
 
 def format_truth_check(doc: dict[str, Any], truth: Any) -> str:

@@ -69,3 +69,24 @@ def test_export_c3d(walk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert {"Foot Strike", "Foot Off"} <= set(labels)
     assert main(["export", "c3d", str(walk), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_demo_summary_and_truth_check(walk: Path) -> None:
+    from capture_app.core.session.analysis import WalkAnalysis
+    from sensor_drivers.recording.clipfile import read_clip
+    from stridetwin.commands.demo import _truth, format_summary, format_truth_check
+
+    doc = WalkAnalysis().analyze(read_clip(walk)).to_json()
+    summary = format_summary(doc)
+    assert "overall:" in summary
+    assert "gait_speed_m_s" in summary
+    assert "knee_flexion_r_deg" in summary
+    truth = _truth(walk)
+    assert truth is not None
+    check = format_truth_check(doc, truth)
+    assert "check against the simulation's truth" in check
+    speed_line = next(line for line in check.splitlines() if "gait speed" in line)
+    found, true, error = speed_line.split()[-4], speed_line.split()[-3], speed_line.split()[-2]
+    assert float(true) == pytest.approx(truth.steady_speed_m_s, abs=1e-3)
+    assert abs(float(error)) == pytest.approx(abs(100 * (float(found) / float(true) - 1)), abs=0.2)
+    assert _truth(walk.with_name("nothing.stclip")) is None
