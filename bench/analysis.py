@@ -206,16 +206,30 @@ def offline_cpu(clip_path: Path, repeats: int = 3) -> dict[str, float]:
     }
 
 
-def _rss_mb() -> float:
-    """Current resident set size of this process, MB (Linux /proc; peak from getrusage elsewhere)."""
+def _status_mb(key: str) -> float | None:
+    """A memory figure of this process from /proc/self/status (``VmRSS``: now, ``VmHWM``: peak), MB; ``None``
+    where there is no /proc."""
     try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        import os
-
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
     except (OSError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        pass
+    return None
+
+
+def _rss_mb() -> float:
+    """Resident set size now, MB."""
+    now = _status_mb("VmRSS")
+    return now if now is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process, MB. ``VmHWM`` rather than ``getrusage``: Linux carries ru_maxrss
+    over ``exec``, so a child started from a big parent would report the parent's size."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rss_child(clip_path: str, minutes: float, store_dir: str) -> dict[str, Any]:
@@ -264,7 +278,7 @@ def rss_child(clip_path: str, minutes: float, store_dir: str) -> dict[str, Any]:
         "minutes": minutes,
         "n_samples": n,
         "start_rss_mb": round(start_rss, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
         "rss_curve_min_mb": curve,
         "wall_s": round(time.perf_counter() - wall0, 1),
         "cpu_s": round(time.process_time() - cpu0, 1),
