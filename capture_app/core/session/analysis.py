@@ -237,11 +237,10 @@ class WalkAnalysis:
         placement = self._stage("placement check", lambda: self._check_placement(kit, intervals))
         self.proposed_assignment_ = dict(placement.assignment_) if placement is not None else {}
         self.relabelled_ = False
-        relabel = stages.relabel_function()
-        if self.apply_relabelling and placement is not None and relabel is not None:
+        if self.apply_relabelling and placement is not None:
             current = {site: s.sensor_id for site, s in kit.sites.items()}
             if self.proposed_assignment_ and self.proposed_assignment_ != current:
-                kit = relabel(kit, self.proposed_assignment_)
+                kit = stages.relabel_kit(kit, self.proposed_assignment_)
                 self.relabelled_ = True
                 moved = {str(site): sid for site, sid in self.proposed_assignment_.items() if current.get(site) != sid}
                 verdicts.append(Verdict(
@@ -302,15 +301,7 @@ class WalkAnalysis:
     def _check_placement(self, kit: KitSignals, intervals: Intervals) -> Any | None:
         if intervals.still_s is None and intervals.identification_s is None:
             return None
-        check = self.placement or stages.placement_check()
-        if check is None:
-            self.stage_verdicts_.append(Verdict(
-                Level.WARNING, "placement.unavailable",
-                "The sensor placement is not checked by this version of the software.",
-                "Check by eye that every sensor sits as the placement guide shows.", "kit",
-            ))  # fmt: skip
-            return None
-        return check.check(kit, intervals.still_s, intervals.identification_s)
+        return (self.placement or stages.placement_check()).check(kit, intervals.still_s, intervals.identification_s)
 
     def _intervals(
         self, kit: KitSignals, gait: GaitAnalysis | None, session_log: Sequence[Mapping[str, Any]] | None

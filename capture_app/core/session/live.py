@@ -286,8 +286,6 @@ class LivePipeline:
                 return None
             self._last_static_s = now_s
             check = stages.static_check()
-            if check is None:
-                return None
             start = max(since, now_s - self.static_window_s)
             check.check(self._checks.kit(), (start, now_s + 0.5 / self.rate_hz))
             self._still_reference = check.reference_
@@ -301,8 +299,6 @@ class LivePipeline:
                 return None
             self._identified = True
             identification = stages.sensor_identification()
-            if identification is None:
-                return None
             start = max(since, now_s - self.check_buffer_s + 0.1)
             identification.identify(self._checks.kit(), (start, now_s), self._still_reference)
             self.proposed_assignment_ = dict(identification.assignment_)

@@ -1,24 +1,14 @@
 """The analysis and live pipelines' seams to the orientation and placement-check packages: each function returns a
-fresh stage object with the default parameters.
-
-The placement-check package is optional at import time, so that the session, the offline analysis and
-``stridetwin analyze`` work in a build without it (placement verdicts are then absent, with a verdict saying so);
-its functions return ``None`` there.
-"""
+fresh stage object with the default parameters, so that the stages can be swapped in one place."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from capture_app.core.checks import PlacementCheck, QualityMonitor, SensorIdentification, StaticCheck, relabel
 from capture_app.core.orientation import ANGLE_NAMES, OrientationPipeline
-
-
-def _attribute(module: str, name: str) -> Any | None:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
+from capture_app.core.signals import KitSignals
+from sensor_drivers.sites import Site
 
 
 def orientation_pipeline() -> OrientationPipeline:
@@ -31,30 +21,26 @@ def angle_names() -> tuple[str, ...]:
     return ANGLE_NAMES
 
 
-def placement_check() -> Any | None:
-    """A new ``PlacementCheck`` (``check(kit, still_interval_s, walking_interval_s)``), or ``None``."""
-    cls = _attribute("capture_app.core.checks", "PlacementCheck")
-    return cls() if cls is not None else None
+def placement_check() -> PlacementCheck:
+    """A new ``PlacementCheck`` (``check(kit, still_interval_s, walking_interval_s)``)."""
+    return PlacementCheck()
 
 
-def relabel_function() -> Any | None:
-    """``relabel(kit, assignment) -> kit`` of the checks package, or ``None``."""
-    return _attribute("capture_app.core.checks", "relabel")
+def relabel_kit(kit: KitSignals, assignment: dict[Site, str]) -> KitSignals:
+    """``kit`` with each sensor moved to the site the placement check identified."""
+    return relabel(kit, assignment)
 
 
-def quality_monitor(**kwargs: Any) -> Any | None:
-    """A new live ``QualityMonitor(**kwargs)`` (``update(items | block)``, ``verdicts_``), or ``None``."""
-    cls = _attribute("capture_app.core.checks", "QualityMonitor")
-    return cls(**kwargs) if cls is not None else None
+def quality_monitor(**kwargs: Any) -> QualityMonitor:
+    """A new live ``QualityMonitor(**kwargs)`` (``update(items | block)``, ``verdicts_``)."""
+    return QualityMonitor(**kwargs)
 
 
-def static_check() -> Any | None:
-    """A new ``StaticCheck`` (``check(kit, still_interval_s)``), or ``None``."""
-    cls = _attribute("capture_app.core.checks", "StaticCheck")
-    return cls() if cls is not None else None
+def static_check() -> StaticCheck:
+    """A new ``StaticCheck`` (``check(kit, still_interval_s)``)."""
+    return StaticCheck()
 
 
-def sensor_identification() -> Any | None:
-    """A new ``SensorIdentification`` (``identify(kit, walking_interval_s, still)``), or ``None``."""
-    cls = _attribute("capture_app.core.checks", "SensorIdentification")
-    return cls() if cls is not None else None
+def sensor_identification() -> SensorIdentification:
+    """A new ``SensorIdentification`` (``identify(kit, walking_interval_s, still)``)."""
+    return SensorIdentification()

@@ -6,7 +6,6 @@ Walkways of 6 m and still periods of 2.5 s keep every clip under 15 s of data.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,11 +20,6 @@ from sensor_drivers.sites import Site
 
 SHORT = {"walkway": "6", "still_start": "2.5", "still_end": "2"}
 
-#: Tests of the placement checks need the checks package (capture_app/core/checks); without it the analysis reports
-#: the placement as unchecked.
-needs_checks = pytest.mark.skipif(
-    importlib.util.find_spec("capture_app.core.checks") is None, reason="placement-check package not in this build"
-)
 
 
 def generate(profile: str, **options: str) -> VirtualRecording:

@@ -23,8 +23,6 @@ from sensor_drivers.sim.clip_export import truth_path_for
 from sensor_drivers.sim.truth import GroundTruth
 from sensor_drivers.sites import Site
 
-from .conftest import needs_checks
-
 TOP_KEYS = {"schema", "clip", "level", "grid_rate_hz", "intervals", "events", "strides", "metrics", "missing",
             "context", "joint_angles", "placement", "calibration", "verdicts"}  # fmt: skip
 
@@ -114,7 +112,6 @@ def test_hemiparetic_walk(hemiparetic_clip: Path) -> None:
     assert abs(analysis.metrics_["cadence_steps_min"] / truth.cadence_steps_per_min - 1) < 0.02
 
 
-@needs_checks
 @pytest.mark.parametrize(("name", "codes"), [
     ("no_thighs", {"analysis.sites_missing", "placement.missing", "angles.missing_segment"}),
     ("standing", {"gait.standing_still"}),

@@ -23,7 +23,7 @@ from sensor_drivers.recording.clipfile import read_clip
 from sensor_drivers.recording.privacy import IdentifyingDataError
 from sensor_drivers.sim.clip_export import write_virtual_clip
 
-from .conftest import generate, needs_checks
+from .conftest import generate
 
 S = SessionState
 PATIENT = PatientInfo("P-0042", height_m=1.75, mass_kg=75.0, affected_side="none")
@@ -57,7 +57,6 @@ def run(session: WalkTestSession, clip_path: Path, therapist: ScriptedTherapist)
     return asyncio.run(run_session(session, ClipReplayDriver(read_clip(clip_path), pace=None), on_update=therapist))
 
 
-@needs_checks
 def test_a_whole_session(healthy_clip: Path, tmp_path: Path) -> None:
     session = WalkTestSession(PATIENT, WalkProtocol(6.0), SessionStore(tmp_path), min_still_s=1.2,
                               live_options={"min_static_s": 1.0})
@@ -119,7 +118,6 @@ def test_a_whole_session(healthy_clip: Path, tmp_path: Path) -> None:
     assert read_clip(session.clip_path_).sections[sections.SESSION_LOG][0]["to"] == "connected"
 
 
-@needs_checks
 def test_a_failed_placement_check_holds_the_session_until_confirmed(clip_folder: Path, tmp_path: Path) -> None:
     path = clip_folder / "upside_down.stclip"
     if not path.exists():
