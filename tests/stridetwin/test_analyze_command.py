@@ -90,3 +90,22 @@ def test_demo_summary_and_truth_check(walk: Path) -> None:
     assert float(true) == pytest.approx(truth.steady_speed_m_s, abs=1e-3)
     assert abs(float(error)) == pytest.approx(abs(100 * (float(found) / float(true) - 1)), abs=0.2)
     assert _truth(walk.with_name("nothing.stclip")) is None
+
+
+@pytest.mark.slow
+def test_demo_runs_a_live_session_end_to_end(walk: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo on a short, sped-up walk (pace 4 compresses the host clock, so the analysis itself is not judged
+    here), with a clip a crash left in the output folder."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "20260101T000000Z-OLD.stclip").write_bytes(walk.read_bytes()[:3000])
+    source = "sim:healthy?transport=serial&protocol=stridetwin&pace=4&walkway=4&still_start=3&still_end=2"
+    assert main(["demo", "--out", str(out), "--source", source]) == 0
+    text = capsys.readouterr().out
+    assert "note: The recording of VIRTUAL-HEMIPARETIC-31" in text
+    assert "was interrupted" in text
+    for marker in ("[1/3]", "sensors connected → placement check", "walking → stopped", "stopped → review",
+                   "[2/3]", "[3/3]", "overall:", "check against the simulation's truth"):
+        assert marker in text, marker
+    (clip,) = [p for p in out.glob("*VIRTUAL-HEALTHY-0.stclip")]
+    assert (out / (clip.stem + ".truth.npz")).exists()

@@ -66,7 +66,8 @@ class WalkProtocol:
 class SessionRecorder:
     """One trial of a session, recorded into one clip (module docstring).
 
-    ``clock_origin_host_s`` is the host time of the clip clock's zero (docs/clip-format.md, "Clip clock").
+    ``clock_origin_host_s`` is the host time of the clip clock's zero (docs/clip-format.md, "Clip clock");
+    ``extra_metadata`` (e.g. the driver's ``clip_metadata()``) is stored too, under the session's own keys.
     """
 
     def __init__(
@@ -84,7 +85,8 @@ class SessionRecorder:
             "patient": asdict(patient),
             "protocol": asdict(protocol),
         }
-        metadata = deep_merge(metadata, dict(extra_metadata or {}))
+        # The session's patient, protocol and clock win over what a driver suggests (a simulation's own patient).
+        metadata = deep_merge(dict(extra_metadata or {}), metadata)
         self.path = Path(path)
         self.clock_origin_host_s = clock_origin_host_s
         self.writer = ClipWriter(self.path, metadata=metadata, sensors=sensors, **dict(writer_options or {}))

@@ -20,6 +20,7 @@ from capture_app.core.session.live import LiveUpdate
 from capture_app.core.session.state import SessionState, Transition
 from capture_app.core.session.walk_test import WalkTestSession
 from sensor_drivers.drivers.base import Driver
+from sensor_drivers.recording.clipfile import deep_merge
 from sensor_drivers.sample import ImuSample
 
 _log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ async def run_session(
     analysed (``session.finish()``). If cancelled, the current clip is finished as it is and the cancellation
     re-raised."""
     async with driver:
+        # What the driver knows once connected (a simulation's clock origin, a device's firmware) goes into the clip.
+        session.extra_metadata = deep_merge(session.extra_metadata, driver.clip_metadata())
         session.connect(driver.sensors)
         ended = asyncio.Event()
 
