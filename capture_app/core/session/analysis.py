@@ -232,8 +232,9 @@ class WalkAnalysis:
                 {"missing": [s.value for s in missing]},
             ))  # fmt: skip
         self.stage_verdicts_: list[Verdict] = []
-        gait = self._stage("gait analysis", lambda: self._new_gait().analyze(kit, walkway_length_m))
-        intervals = self._intervals(kit, gait, session_log)
+        moving = with_derived_gyroscopes(kit)  # angular velocity for every sensor that has an orientation
+        gait = self._stage("gait analysis", lambda: self._new_gait().analyze(moving, walkway_length_m))
+        intervals = self._intervals(moving, gait, session_log)
         placement = self._stage("placement check", lambda: self._check_placement(kit, intervals))
         self.proposed_assignment_ = dict(placement.assignment_) if placement is not None else {}
         self.relabelled_ = False
@@ -248,8 +249,9 @@ class WalkAnalysis:
                     "The sensors were analysed on the sites the placement check identified, not on their labels.",
                     "Label the sensors correctly before the next recording.", "kit", {"moved": moved},
                 ))  # fmt: skip
-                gait = self._stage("gait analysis", lambda: self._new_gait().analyze(kit, walkway_length_m))
-                intervals = self._intervals(kit, gait, session_log)
+                moving = with_derived_gyroscopes(kit)
+                gait = self._stage("gait analysis", lambda: self._new_gait().analyze(moving, walkway_length_m))
+                intervals = self._intervals(moving, gait, session_log)
         orientation = self._stage("joint angles", lambda: self._estimate_orientation(kit))
 
         self.kit_ = kit
@@ -420,19 +422,21 @@ def movement_onset_s(
     before_s: float | None = None,
     threshold_rad_s: float = 0.1,
     smooth_s: float = 0.2,
+    min_quiet_s: float = 0.5,
     bias_window_s: float = 1.0,
 ) -> float | None:
-    """When the patient starts moving: going back from ``before_s`` (the first gait event; else the first movement
-    of the recording), the last time the fastest-turning sensor was still turning at more than ``threshold_rad_s``
-    (6 °/s), averaged over ``smooth_s``, after removing each gyroscope's offset (its median over the first
-    ``bias_window_s`` of data, while the patient stands). Quiet standing sways the legs by a few °/s; the weight shift
-    before a first step is slower than the step (docs/sensor-placement.md). ``None`` without data."""
+    """When the patient starts moving: the end of the last quiet stretch (at least ``min_quiet_s`` long) before
+    ``before_s`` (the first gait event; else the first movement of the recording). Quiet: the fastest-turning sensor
+    turns slower than ``threshold_rad_s`` (6 °/s), averaged over ``smooth_s``, after removing each gyroscope's offset
+    (its median over the first ``bias_window_s`` of data, while the patient stands). Quiet standing sways the legs by
+    a few °/s; the weight shift before a first step is slower than the step itself but faster than that
+    (docs/sensor-placement.md); short pauses while setting off do not count as standing. ``None`` without data."""
     if kit.n_samples == 0 or not kit.sites:
         return None
     rate = np.zeros(kit.n_samples)
     n_bias = max(2, round(bias_window_s * kit.rate_hz))
     for s in kit.sites.values():
-        rows = np.flatnonzero(s.valid)[:n_bias]
+        rows = np.flatnonzero(s.valid & np.all(np.isfinite(s.gyr_rad_s), axis=1))[:n_bias]
         bias = np.median(s.gyr_rad_s[rows], axis=0) if rows.size else np.zeros(3)
         norm = np.linalg.norm(s.gyr_rad_s - bias, axis=1)
         rate = np.fmax(rate, np.where(np.isfinite(norm), norm, 0.0))
@@ -442,10 +446,13 @@ def movement_onset_s(
         first = np.flatnonzero(moving)
         return float(kit.time_s[first[0]]) if first.size else None
     stop = int(np.searchsorted(kit.time_s, before_s))
-    quiet = np.flatnonzero(~moving[:stop])
-    if not quiet.size:
+    quiet = np.concatenate([[False], ~moving[:stop], [False]])
+    starts = np.flatnonzero(quiet[1:] & ~quiet[:-1])
+    ends = np.flatnonzero(~quiet[1:] & quiet[:-1])  # exclusive
+    long_enough = [(a, b) for a, b in zip(starts, ends, strict=True) if b - a >= min_quiet_s * kit.rate_hz]
+    if not long_enough:
         return float(kit.time_s[0])
-    return float(kit.time_s[min(quiet[-1] + 1, kit.n_samples - 1)])
+    return float(kit.time_s[min(long_enough[-1][1], kit.n_samples - 1)])
 
 
 def _merged(intervals: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
@@ -487,13 +494,51 @@ def still_from_session_log(session_log: Sequence[Mapping[str, Any]] | None) -> t
     return found
 
 
+def with_derived_gyroscopes(kit: KitSignals) -> KitSignals:
+    """``kit`` where a sensor recorded no angular velocity but its own orientation (the Xsens export of the OpenSense
+    data): its gyroscope is derived from that orientation by the orientation package's fusion (the same derivation
+    the joint angles use), so that gait events can be found from it."""
+    derive = {site: s for site, s in kit.sites.items() if s.quat_wxyz is not None
+              and not np.isfinite(s.gyr_rad_s[s.valid]).any() and np.isfinite(s.quat_wxyz[s.valid]).any()}  # fmt: skip
+    if not derive:
+        return kit
+    fusion = stages.orientation_fusion(smooth=False).update(KitSignals(kit.rate_hz, kit.time_s, derive))
+    sites = dict(kit.sites)
+    for site, s in derive.items():
+        gyr = fusion.gyr_rad_s_.get(site)
+        if gyr is not None:
+            sites[site] = replace(s, gyr_rad_s=np.where(s.valid[:, None], gyr, np.nan))
+    return KitSignals(kit.rate_hz, kit.time_s, sites)
+
+
 def sanitized(kit: KitSignals) -> tuple[KitSignals, list[Verdict]]:
     """``kit`` with rows that are marked valid but hold NaN or infinite values made invalid (NaN), and a verdict per
-    site where that happened for more than one row."""
+    site where that happened for more than one row, or where a channel the analysis needs was not recorded at all.
+
+    A channel a sensor never delivered is not held against its rows: a device that sends its own orientation instead
+    of angular velocity (the Xsens export of the OpenSense data) is used through that orientation.
+    """
     sites: dict[Site, SiteSignals] = {}
     verdicts: list[Verdict] = []
     for site, s in kit.sites.items():
-        finite = np.all(np.isfinite(s.acc_m_s2), axis=1) & np.all(np.isfinite(s.gyr_rad_s), axis=1)
+        words = _SITE_WORDS.get(site, str(site))
+        has_acc = bool(np.isfinite(s.acc_m_s2[s.valid]).any())
+        has_gyr = bool(np.isfinite(s.gyr_rad_s[s.valid]).any())
+        has_quat = s.quat_wxyz is not None and bool(np.isfinite(s.quat_wxyz[s.valid]).any())
+        absent = [name for name, present in (("accelerometer", has_acc), ("gyroscope", has_gyr or has_quat))
+                  if not present]  # fmt: skip
+        if absent and s.valid.any():
+            verdicts.append(Verdict(
+                Level.FAIL, "analysis.channel_missing",
+                f"The {words} sensor recorded no {' and no '.join(absent)} data, which the analysis needs.",
+                "Record with a sensor (or export setting) that delivers both acceleration and angular velocity.",
+                str(site), {"absent": absent},
+            ))  # fmt: skip
+        finite = np.ones(kit.n_samples, dtype=bool)
+        if has_acc:
+            finite &= np.all(np.isfinite(s.acc_m_s2), axis=1)
+        if has_gyr:
+            finite &= np.all(np.isfinite(s.gyr_rad_s), axis=1)
         bad = s.valid & ~finite
         if not bad.any():
             sites[site] = s
@@ -506,8 +551,8 @@ def sanitized(kit: KitSignals) -> tuple[KitSignals, list[Verdict]]:
         if n_bad > 1:
             verdicts.append(Verdict(
                 Level.WARNING, "analysis.invalid_samples",
-                f"The {_SITE_WORDS.get(site, str(site))} sensor sent {n_bad / kit.rate_hz:.2f} s of unreadable values "
-                "(not a number); that time is treated as lost.",
+                f"The {words} sensor sent {n_bad / kit.rate_hz:.2f} s of unreadable values (not a number); that time "
+                "is treated as lost.",
                 "If this repeats, check or replace the sensor.", str(site), {"n_rows": n_bad},
             ))  # fmt: skip
     return KitSignals(kit.rate_hz, kit.time_s, sites), verdicts
@@ -660,4 +705,5 @@ __all__ = [
     "sanitized",
     "saturation_verdicts",
     "still_from_session_log",
+    "with_derived_gyroscopes",
 ]

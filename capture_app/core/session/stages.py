@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from capture_app.core.checks import PlacementCheck, QualityMonitor, SensorIdentification, StaticCheck, relabel
-from capture_app.core.orientation import ANGLE_NAMES, OrientationPipeline
+from capture_app.core.orientation import ANGLE_NAMES, OrientationFusion, OrientationPipeline
 from capture_app.core.signals import KitSignals
 from sensor_drivers.sites import Site
 
@@ -14,6 +14,11 @@ from sensor_drivers.sites import Site
 def orientation_pipeline() -> OrientationPipeline:
     """A new ``OrientationPipeline`` (batch ``estimate(kit)``, live ``reset()``/``update(block)``)."""
     return OrientationPipeline()
+
+
+def orientation_fusion(**kwargs: Any) -> OrientationFusion:
+    """A new ``OrientationFusion(**kwargs)`` (orientation and angular velocity of each sensor)."""
+    return OrientationFusion(**kwargs)
 
 
 def angle_names() -> tuple[str, ...]:

@@ -189,3 +189,28 @@ def test_still_interval_from_the_session_log(healthy: WalkAnalysis) -> None:
     assert 2.3 < onset < healthy.events_[0].time_s  # the virtual patient starts moving at 2.5 s
     assert {s.side for s in analysis.strides_} == {"left", "right"}
     assert analysis.kit_.sites[Site.PELVIS].sensor_id == "sim-pelvis"
+
+
+@pytest.mark.shared_data
+def test_the_real_opensense_walk(shared_data_dir: Path, tmp_path: Path) -> None:
+    """The OpenSense Xsens walk (acceleration and orientation only, about 4.5 s standing, then walking round a room):
+    the angular velocity is derived from the orientation, so gait events are found; the intervals match the
+    recording's."""
+    from sensor_drivers.recording.importers import import_files
+
+    sites = {"00B42279": "pelvis", "00B4227C": "thigh_r", "00B4227D": "shank_r", "00B421EE": "thigh_l",
+             "00B421ED": "shank_l"}  # fmt: skip
+    folder = shared_data_dir / "imu" / "opensense_xsens" / "OpenSenseExampleIMUData"
+    path = tmp_path / "opensense.stclip"
+    import_files("xsens", [next(folder.glob(f"*_{key}.txt")) for key in sites], path, sites=sites)
+    analysis = WalkAnalysis().analyze(read_clip(path))
+    codes = {v.code for v in analysis.verdicts_}
+    assert "analysis.stage_failed" not in codes
+    assert "analysis.channel_missing" not in codes  # orientation stands in for the gyroscope
+    still, walking = analysis.intervals_.still_s, analysis.intervals_.walking_s
+    assert 4.0 < still[1] < 4.8
+    assert 4.5 < walking[0] < 5.2
+    for side in ("left", "right"):
+        assert sum(1 for s in analysis.strides_ if s.side == side) >= 8
+    assert "gait.turn_detected" in codes  # the walk goes round a room
+    assert {"knee_flexion_l_deg", "knee_flexion_r_deg"} <= set(analysis.angles_deg_)
