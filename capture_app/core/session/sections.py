@@ -43,8 +43,8 @@ SESSION_SECTIONS: tuple[str, ...] = (
 
 def jsonable(value: Any, ndigits: int | None = 6) -> Any:
     """``value`` as strict-JSON-ready Python: numpy scalars and arrays to numbers and lists, NaN/inf to ``None``,
-    tuples to lists, enums to their values, paths to strings; floats rounded to ``ndigits`` significant decimals
-    (``None``: unrounded)."""
+    tuples to lists, enums to their values, paths to strings; floats rounded to ``ndigits`` decimal places (1 µs,
+    1 µrad: far below any measurement here; ``None``: unrounded)."""
     if isinstance(value, Enum):
         return value.value
     if value is None or isinstance(value, bool | str | int):
