@@ -20,7 +20,6 @@ CPU figures are process time, so other load on a shared machine does not inflate
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.memory import peak_rss_mb, rss_mb
 
 #: The benchmark walk: a hemiparetic patient over the full 20 m walkway, 8 s still before and 10 s after (≈ 60 s).
 WALK = {"walkway": "20", "still_start": "8", "still_end": "10", "speed": "0.5", "side": "left", "seed": "41"}
@@ -206,32 +207,6 @@ def offline_cpu(clip_path: Path, repeats: int = 3) -> dict[str, float]:
     }
 
 
-def _status_mb(key: str) -> float | None:
-    """A memory figure of this process from /proc/self/status (``VmRSS``: now, ``VmHWM``: peak), MB; ``None``
-    where there is no /proc."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _rss_mb() -> float:
-    """Resident set size now, MB."""
-    now = _status_mb("VmRSS")
-    return now if now is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident set size of this process, MB. ``VmHWM`` rather than ``getrusage``: Linux carries ru_maxrss
-    over ``exec``, so a child started from a big parent would report the parent's size."""
-    peak = _status_mb("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def rss_child(clip_path: str, minutes: float, store_dir: str) -> dict[str, Any]:
     """In a fresh process: ``minutes`` of live session from the clip replayed back to back; the RSS curve."""
     from capture_app.core.session.recorder import PatientInfo, WalkProtocol
@@ -244,12 +219,12 @@ def rss_child(clip_path: str, minutes: float, store_dir: str) -> dict[str, Any]:
     clip = read_clip(clip_path)
     period_s = clip_duration_s(clip) + 0.01
     repeats = int(np.ceil(minutes * 60 / period_s))
-    start_rss = _rss_mb()
+    start_rss = rss_mb()
     session = WalkTestSession(PatientInfo("BENCH-RSS"), WalkProtocol(20.0), SessionStore(store_dir))
     first = min(float(s.host_time_s[0]) for s in clip.sensors.values() if s.n_samples)
     session.connect(sensor_infos(clip), now_host_s=first)
     therapist = _Therapist()
-    curve = [(0.0, round(_rss_mb(), 1))]
+    curve = [(0.0, round(rss_mb(), 1))]
     next_mark_s = 60.0
     last = None
     n = 0
@@ -268,17 +243,17 @@ def rss_child(clip_path: str, minutes: float, store_dir: str) -> dict[str, Any]:
             if update is not None:
                 therapist(session, update)
             if item.host_time_s - first >= next_mark_s:
-                curve.append((round(next_mark_s / 60, 1), round(_rss_mb(), 1)))
+                curve.append((round(next_mark_s / 60, 1), round(rss_mb(), 1)))
                 next_mark_s += 60.0
     session.tick()
-    curve.append((round((last - first) / 60, 2) if last is not None else 0.0, round(_rss_mb(), 1)))
+    curve.append((round((last - first) / 60, 2) if last is not None else 0.0, round(rss_mb(), 1)))
     path = session.clip_path_
     session.close("benchmark end")
     return {
         "minutes": minutes,
         "n_samples": n,
         "start_rss_mb": round(start_rss, 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_curve_min_mb": curve,
         "wall_s": round(time.perf_counter() - wall0, 1),
         "cpu_s": round(time.process_time() - cpu0, 1),
