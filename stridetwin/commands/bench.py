@@ -17,6 +17,7 @@ SUITES: dict[str, str] = {
     "accuracy-gait": "bench.accuracy_gait",
     "accuracy-angles": "bench.accuracy_angles",
     "accuracy-placement": "bench.accuracy_placement",
+    "service": "bench.service",
 }
 
 
