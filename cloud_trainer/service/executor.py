@@ -49,18 +49,28 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs jobs on ``workers`` threads of this process, calling ``runner`` directly."""
+    """Runs jobs on ``workers`` threads of this process, calling ``runner`` directly. A runner given by its import
+    path (:func:`~cloud_trainer.service.runners.load_runner`) is imported when the first job starts, so an idle trainer
+    does not hold the pipeline's libraries."""
 
     name = "local"
 
-    def __init__(self, runner: PipelineRunner, workers: int = 1) -> None:
+    def __init__(self, runner: PipelineRunner | str, workers: int = 1) -> None:
         if workers < 1:
             raise ValueError(f"workers must be ≥ 1, got {workers}")
-        self.runner = runner
+        self._runner = runner
         self.capacity = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+
+    @property
+    def runner(self) -> PipelineRunner:
+        if isinstance(self._runner, str):
+            from cloud_trainer.service.runners import load_runner
+
+            self._runner = load_runner(self._runner)
+        return self._runner
 
     def start(self, job_id: str, request: PipelineRequest, on_progress: ProgressSink, on_done: DoneSink) -> None:
         cancel = threading.Event()

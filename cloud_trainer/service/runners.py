@@ -7,6 +7,7 @@ than passed as an object) so that a Ray worker on another machine can import it 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from cloud_trainer.pipeline.api import PipelineRunner
@@ -41,3 +42,21 @@ def load_runner(spec: str = DEFAULT_RUNNER) -> PipelineRunner:
     if not callable(target):
         raise RunnerNotFoundError(f"pipeline runner {spec!r} is not callable")
     return target  # type: ignore[return-value]
+
+
+def check_runner(spec: str = DEFAULT_RUNNER) -> None:
+    """Raise :class:`RunnerNotFoundError` when the runner cannot be found, importing as little as possible: a module
+    is only located (the pipeline imports torch and MuJoCo; an idle trainer should not carry them); a function in a
+    package's ``__init__`` needs that package imported."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        if not attr and importlib.util.find_spec(spec) is not None:
+            return
+        if attr and importlib.util.find_spec(module_name) is not None:
+            return
+    except (ImportError, ValueError):
+        pass
+    if not attr and "." in spec:
+        load_runner(spec)  # raises RunnerNotFoundError naming what is missing
+        return
+    raise RunnerNotFoundError(f"pipeline runner {spec!r} cannot be imported (no module {module_name!r})")

@@ -137,7 +137,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from cloud_trainer.service.config import MIB, Limits, ServiceConfig
     from cloud_trainer.service.executor import LocalExecutor
     from cloud_trainer.service.pki import TlsFiles
-    from cloud_trainer.service.runners import DEFAULT_RUNNER, RunnerNotFoundError, load_runner
+    from cloud_trainer.service.runners import DEFAULT_RUNNER, RunnerNotFoundError, check_runner
     from cloud_trainer.service.server import InsecureAddressError, create_server, stop_server
     from cloud_trainer.service.service import TrainerService
     from stridetwin.cli import CliError
@@ -154,7 +154,7 @@ def run_serve(args: argparse.Namespace) -> int:
                            "plaintext on loopback with --insecure-loopback)")  # fmt: skip
     runner_spec = args.runner or DEFAULT_RUNNER
     try:
-        runner = load_runner(runner_spec)
+        check_runner(runner_spec)
     except RunnerNotFoundError as exc:
         hint = (
             " The patient pipeline is not part of this build yet; the trainer cannot run jobs without it."
@@ -184,7 +184,7 @@ def run_serve(args: argparse.Namespace) -> int:
         except ConnectionError as exc:
             raise CliError(f"cannot reach the Ray cluster at {args.ray_address}: {exc}") from None
     else:
-        executor = LocalExecutor(runner, workers=args.workers)
+        executor = LocalExecutor(runner_spec, workers=args.workers)
     service = TrainerService.open(data_dir, executor, ServiceConfig(limits=limits))
     try:
         running, port = create_server(
