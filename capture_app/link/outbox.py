@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -170,6 +171,8 @@ class Outbox:
         self.data_dir = ensure_private_dir(Path(data_dir))
         self.library = Path(library) if library is not None else library_dir(self.data_dir)
         self.path = self.data_dir / self.FILE_NAME
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
         with self._db() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS entries (entry_id TEXT PRIMARY KEY, clip_path TEXT NOT NULL,"
@@ -190,13 +193,21 @@ class Outbox:
             db.execute("CREATE INDEX IF NOT EXISTS sent_job ON sent (job_id)")
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
+    def _connection(self) -> sqlite3.Connection:
+        # One connection for the outbox's life: opening and closing one per call makes SQLite checkpoint the WAL on
+        # every close, which tripled the cost of a small upload's bookkeeping (bench/link.py).
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+        return self._conn
+
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        """One transaction (BEGIN IMMEDIATE: writers queue up instead of failing), committed durably."""
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
+        """One transaction (BEGIN IMMEDIATE: writers of other processes queue up instead of failing), committed
+        durably; one at a time within this process."""
+        with self._lock:
+            db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -204,8 +215,13 @@ class Outbox:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        finally:
-            db.close()
+
+    def close(self) -> None:
+        """Close the database connection (it reopens on the next call)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # ------------------------------------------------------------------------------------------------ queueing
     def enqueue(
@@ -339,16 +355,26 @@ class Outbox:
         return None, min((e.next_attempt_unix_s for e in pending), default=None)
 
     def record_upload_call(self, entry_id: str, offset_bytes: int, bytes_sent: int) -> None:
+        """Count an upload call that started at ``offset_bytes`` and handed ``bytes_sent`` bytes to the channel."""
         with self._db() as db:
-            db.execute(
-                "UPDATE entries SET n_upload_calls = n_upload_calls + 1, bytes_sent = bytes_sent + ?,"
-                " max_resume_offset_bytes = MAX(max_resume_offset_bytes, ?) WHERE entry_id = ?",
-                (bytes_sent, offset_bytes, entry_id),
-            )
+            self._count_call(db, entry_id, offset_bytes, bytes_sent)
 
-    def mark_uploaded(self, entry_id: str, clip_id: str) -> OutboxEntry | SentRecord:
-        """The trainer confirmed the clip's SHA-256: on to ``submit``, or out of the queue when there is no job."""
+    @staticmethod
+    def _count_call(db: sqlite3.Connection, entry_id: str, offset_bytes: int, bytes_sent: int) -> None:
+        db.execute(
+            "UPDATE entries SET n_upload_calls = n_upload_calls + 1, bytes_sent = bytes_sent + ?,"
+            " max_resume_offset_bytes = MAX(max_resume_offset_bytes, ?) WHERE entry_id = ?",
+            (bytes_sent, offset_bytes, entry_id),
+        )
+
+    def mark_uploaded(
+        self, entry_id: str, clip_id: str, offset_bytes: int | None = None, bytes_sent: int = 0
+    ) -> OutboxEntry | SentRecord:
+        """The trainer confirmed the clip's SHA-256: on to ``submit``, or out of the queue when there is no job. With
+        ``offset_bytes``, the upload call that got the confirmation is counted too (one transaction)."""
         with self._db() as db:
+            if offset_bytes is not None:
+                self._count_call(db, entry_id, offset_bytes, bytes_sent)
             db.execute("UPDATE entries SET clip_id = ?, state = 'submit', n_failures = 0, next_attempt_unix_s = 0,"
                        " last_error = '', uploaded_unix_s = ? WHERE entry_id = ?",
                        (clip_id, time.time(), entry_id))  # fmt: skip

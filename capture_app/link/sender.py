@@ -244,15 +244,18 @@ class OutboxSender:
         chunk = max(1, min(self.chunk_bytes, facts.max_chunk_bytes or self.chunk_bytes))
         try:
             clip, deduplicated = client.upload(path, entry.sha256, size, offset, chunk_bytes=chunk, on_sent=on_sent)
-        finally:
-            n_sent = sent[0] - offset
-            report.bytes_sent += n_sent
-            self.outbox.record_upload_call(entry.entry_id, offset, n_sent)
-        self._uploaded(entry, clip.clip_id, report, deduplicated=deduplicated)
+        except BaseException:
+            report.bytes_sent += sent[0] - offset
+            self.outbox.record_upload_call(entry.entry_id, offset, sent[0] - offset)
+            raise
+        report.bytes_sent += sent[0] - offset
+        self._uploaded(entry, clip.clip_id, report, deduplicated=deduplicated, call=(offset, sent[0] - offset))
 
-    def _uploaded(self, entry: OutboxEntry, clip_id: str, report: SendReport, *, deduplicated: bool) -> None:
+    def _uploaded(self, entry: OutboxEntry, clip_id: str, report: SendReport, *, deduplicated: bool,
+                  call: tuple[int, int] | None = None) -> None:  # fmt: skip
         self._checksum_failures.pop(entry.entry_id, None)
-        after = self.outbox.mark_uploaded(entry.entry_id, clip_id)
+        offset, n_sent = call if call is not None else (None, 0)
+        after = self.outbox.mark_uploaded(entry.entry_id, clip_id, offset, n_sent)
         report.n_uploaded += 1
         self.on_event(OutboxEvent("uploaded", entry.entry_id, f"the trainer confirmed {entry.clip_path.name} "
                                   f"(SHA-256 {entry.sha256[:12]}…) as clip {clip_id}", size_bytes=entry.size_bytes,
