@@ -106,6 +106,8 @@ class OutboxEntry:
     max_resume_offset_bytes: int
     #: When the trainer confirmed the SHA-256 (``None`` before).
     uploaded_unix_s: float | None
+    #: The clip file's modification time when it was checked: a later one means it must be checked again.
+    clip_mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class SentRecord:
 _ENTRY_COLUMNS = (
     "entry_id", "clip_path", "sha256", "size_bytes", "pseudonym", "n_samples", "job_json", "idempotency_key",
     "state", "clip_id", "n_failures", "next_attempt_unix_s", "last_error", "created_unix_s", "n_upload_calls",
-    "bytes_sent", "max_resume_offset_bytes", "uploaded_unix_s",
+    "bytes_sent", "max_resume_offset_bytes", "uploaded_unix_s", "clip_mtime_ns",
 )  # fmt: skip
 _SENT_COLUMNS = (
     "entry_id", "clip_path", "sha256", "size_bytes", "pseudonym", "clip_id", "job_json", "job_id", "created_unix_s",
@@ -148,6 +150,7 @@ def _entry(row: Sequence[Any]) -> OutboxEntry:
         next_attempt_unix_s=d["next_attempt_unix_s"], last_error=d["last_error"] or "",
         created_unix_s=d["created_unix_s"], n_upload_calls=d["n_upload_calls"], bytes_sent=d["bytes_sent"],
         max_resume_offset_bytes=d["max_resume_offset_bytes"], uploaded_unix_s=d["uploaded_unix_s"],
+        clip_mtime_ns=d["clip_mtime_ns"],
     )  # fmt: skip
 
 
@@ -181,7 +184,7 @@ class Outbox:
                 " n_failures INTEGER NOT NULL DEFAULT 0, next_attempt_unix_s REAL NOT NULL DEFAULT 0,"
                 " last_error TEXT, created_unix_s REAL NOT NULL, n_upload_calls INTEGER NOT NULL DEFAULT 0,"
                 " bytes_sent INTEGER NOT NULL DEFAULT 0, max_resume_offset_bytes INTEGER NOT NULL DEFAULT 0,"
-                " uploaded_unix_s REAL)"
+                " uploaded_unix_s REAL, clip_mtime_ns INTEGER NOT NULL DEFAULT 0)"
             )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS sent (entry_id TEXT PRIMARY KEY, clip_path TEXT NOT NULL,"
@@ -259,6 +262,7 @@ class Outbox:
             "idempotency_key": f"outbox-{uuid.uuid4()}", "state": "upload", "clip_id": None, "n_failures": 0,
             "next_attempt_unix_s": 0.0, "last_error": "", "created_unix_s": now, "n_upload_calls": 0,
             "bytes_sent": 0, "max_resume_offset_bytes": 0, "uploaded_unix_s": None,
+            "clip_mtime_ns": stored.stat().st_mtime_ns,
         }  # fmt: skip
         with self._db() as db:
             db.execute(f"INSERT INTO entries ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
@@ -387,6 +391,11 @@ class Outbox:
         """The trainer accepted the job: the entry leaves the queue."""
         with self._db() as db:
             return self._finish(db, self._get(db, entry_id), job_id=job_id)
+
+    def rechecked(self, entry_id: str, clip_mtime_ns: int) -> None:
+        """The clip was checked again after its file was touched and still hashes to the entry's SHA-256."""
+        with self._db() as db:
+            db.execute("UPDATE entries SET clip_mtime_ns = ? WHERE entry_id = ?", (clip_mtime_ns, entry_id))
 
     def back_to_upload(self, entry_id: str, reason: str) -> None:
         """The trainer no longer holds the clip (e.g. its store was restored from an older backup): upload again."""

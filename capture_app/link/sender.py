@@ -210,11 +210,20 @@ class OutboxSender:
     def _upload(self, entry: OutboxEntry, report: SendReport) -> None:
         path = entry.clip_path
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except OSError:
             raise IntegrityError(f"{path} is no longer in the local library; the queued clip cannot be sent") from None
-        if size != entry.size_bytes:
-            raise IntegrityError(f"{path} changed on disk since it was queued ({entry.size_bytes} → {size} bytes)")
+        if stat.st_size != entry.size_bytes:
+            raise IntegrityError(f"{path} changed on disk since it was queued ({entry.size_bytes} → {stat.st_size} "
+                                 "bytes); queue the clip again")  # fmt: skip
+        if stat.st_mtime_ns != entry.clip_mtime_ns:
+            # Written to since it was checked: only bytes that were checked for identifying data may leave.
+            actual = _sha256_of(path)
+            if actual != entry.sha256:
+                raise IntegrityError(f"{path} changed on disk since it was queued (SHA-256 {actual[:12]}…, queued as "
+                                     f"{entry.sha256[:12]}…); queue the clip again")  # fmt: skip
+            self.outbox.rechecked(entry.entry_id, stat.st_mtime_ns)
+        size = stat.st_size
         client, facts = self._client_and_facts()
         if size > facts.max_clip_bytes:
             raise TrainerRefusedError(

@@ -210,15 +210,25 @@ def test_a_clip_the_trainer_refuses_fails_with_its_message(trainer, outbox, make
     assert "at least 100 are needed" in failed.last_error
 
 
-def test_a_clip_changed_on_disk_after_queueing_fails_clearly(trainer, outbox, make_clip) -> None:
+def test_a_clip_changed_on_disk_after_queueing_fails_before_a_byte_leaves(trainer, outbox, make_clip) -> None:
     entry = outbox.enqueue(make_clip())
-    with open(entry.clip_path, "r+b") as f:
+    with open(entry.clip_path, "r+b") as f:  # same size, other bytes: not what was checked for identifying data
         f.seek(100)
         f.write(b"\x00\x01\x02")
     sender_for(outbox, trainer).run()
     failed = outbox.get(entry.entry_id)
     assert failed.state == "failed"
     assert "changed on disk" in failed.last_error
+    assert failed.n_upload_calls == 0
+    assert _part_bytes(trainer, entry.sha256) == 0
+
+
+def test_a_clip_touched_but_unchanged_is_checked_again_and_sent(trainer, outbox, make_clip) -> None:
+    entry = outbox.enqueue(make_clip())
+    os.utime(entry.clip_path, ns=(entry.clip_mtime_ns + 10**9, entry.clip_mtime_ns + 10**9))
+    report = sender_for(outbox, trainer).run()
+    assert report.n_uploaded == 1
+    assert outbox.is_done(entry.entry_id)
 
 
 def test_a_bad_token_stops_the_run_and_keeps_the_queue(trainer, outbox, make_clip) -> None:
