@@ -166,10 +166,15 @@ def _submit(address: str, token: str, ca: str, clip_id: str) -> str:
 
 
 def run(quick: bool = False) -> dict:
-    """Figures for ``stridetwin bench service``."""
+    """Figures for ``stridetwin bench service``: a 1 GiB clip and artifact (64 MiB with ``quick``)."""
+    return measure((64 if quick else 1024) * MIB)
+
+
+def measure(size: int) -> dict:
+    """Upload a clip of ``size`` bytes to a plaintext and a TLS trainer, run a job producing an 8 MiB (plaintext) and a
+    ``size`` (TLS) artifact, download and verify them; every figure from separate processes."""
     from stridetwin.cli import main
 
-    size = (64 if quick else 1024) * MIB
     label = f"{size // MIB}mb"
     figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
