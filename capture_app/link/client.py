@@ -40,9 +40,10 @@ TRANSIENT_CODES: frozenset[grpc.StatusCode] = frozenset({
 })  # fmt: skip
 #: Deadline of a unary call, seconds.
 UNARY_TIMEOUT_S = 15.0
-#: An upload's deadline is this plus its size at this slowest acceptable rate (a stalled stream is then retried).
-UPLOAD_BASE_TIMEOUT_S = 30.0
-UPLOAD_MIN_RATE_BYTES_PER_S = 256 * 1024
+#: An upload's or a download's deadline: this plus its size at this slowest acceptable rate (a stalled stream is
+#: then retried from where it stopped).
+STREAM_BASE_TIMEOUT_S = 30.0
+STREAM_MIN_RATE_BYTES_PER_S = 256 * 1024
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 
 TASKS = {"slope": jobs_pb2.TASK_SLOPE, "stairs": jobs_pb2.TASK_STAIRS}
@@ -352,7 +353,7 @@ class TrainerClient:
                     if on_sent is not None:
                         on_sent(position)
 
-        timeout_s = UPLOAD_BASE_TIMEOUT_S + (size_bytes - offset_bytes) / UPLOAD_MIN_RATE_BYTES_PER_S
+        timeout_s = STREAM_BASE_TIMEOUT_S + (size_bytes - offset_bytes) / STREAM_MIN_RATE_BYTES_PER_S
         try:
             reply = self._s().clips.UploadClip(requests(), timeout=timeout_s)
         except grpc.RpcError as exc:
@@ -422,11 +423,16 @@ class TrainerClient:
 
     def watch_job(self, job_id: str, timeout_s: float | None = None) -> Iterator[JobEvent]:
         """The job now, its progress as it happens, then its result; a broken stream raises a link error."""
+        call = None
         try:
-            for msg in self._s().jobs.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id), timeout=timeout_s):
+            call = self._s().jobs.WatchJob(jobs_pb2.WatchJobRequest(job_id=job_id), timeout=timeout_s)
+            for msg in call:
                 yield _event(msg)
         except grpc.RpcError as exc:
             raise link_error(exc, f"watching job {job_id}") from None
+        finally:
+            if call is not None:
+                call.cancel()  # a caller that stops reading early ends the stream now, not at garbage collection
 
     # -- artifacts
     def list_artifacts(self, job_id: str) -> list[ArtifactInfo]:
@@ -437,12 +443,20 @@ class TrainerClient:
             raise link_error(exc, f"listing the artifacts of job {job_id}") from None
         return [_artifact(a) for a in reply.artifacts]
 
-    def download_artifact(self, job_id: str, name: str, offset_bytes: int = 0) -> Iterator[tuple[int, bytes]]:
-        """``(offset_bytes, data)`` chunks of one artifact from ``offset_bytes`` on."""
+    def download_artifact(
+        self, job_id: str, name: str, offset_bytes: int = 0, timeout_s: float | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """``(offset_bytes, data)`` chunks of one artifact from ``offset_bytes`` on; ``timeout_s`` bounds the whole
+        stream (a stalled one then fails as DEADLINE_EXCEEDED and is resumed by the caller)."""
         request = artifacts_pb2.DownloadArtifactRequest(job_id=job_id, name=name, offset_bytes=offset_bytes)
+        call = None
         try:
-            for chunk in self._s().artifacts.DownloadArtifact(request, timeout=None):
+            call = self._s().artifacts.DownloadArtifact(request, timeout=timeout_s)
+            for chunk in call:
                 if chunk.data:
                     yield chunk.offset_bytes, chunk.data
         except grpc.RpcError as exc:
             raise link_error(exc, f"downloading {name} of job {job_id}") from None
+        finally:
+            if call is not None:
+                call.cancel()

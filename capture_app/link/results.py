@@ -38,7 +38,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from capture_app.link.backoff import Backoff
-from capture_app.link.client import ArtifactInfo, RemoteJob, TrainerClient
+from capture_app.link.client import (
+    STREAM_BASE_TIMEOUT_S,
+    STREAM_MIN_RATE_BYTES_PER_S,
+    ArtifactInfo,
+    RemoteJob,
+    TrainerClient,
+)
 from capture_app.link.errors import IntegrityError, TrainerRefusedError, TransientLinkError
 from capture_app.link.outbox import Outbox
 from capture_app.link.paths import ensure_private_dir
@@ -342,7 +348,8 @@ class ResultsLibrary:
                 since_sync = 0
                 next_emit = have + interval
                 try:
-                    for offset, data in client.download_artifact(a.job_id, a.name, have):
+                    timeout_s = STREAM_BASE_TIMEOUT_S + (a.size_bytes - have) / STREAM_MIN_RATE_BYTES_PER_S
+                    for offset, data in client.download_artifact(a.job_id, a.name, have, timeout_s=timeout_s):
                         if offset != have:
                             raise IntegrityError(f"the trainer sent {a.name} bytes at offset {offset}, expected {have}")
                         if have + len(data) > a.size_bytes:
