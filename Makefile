@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stridetwin-installed
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test lint bench setup clean protos
 
 demo: $(STAMP)
 	$(VENV)/bin/stridetwin demo
@@ -20,6 +20,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/stridetwin bench
+
+# Regenerate the gRPC contract's Python code (protos/stridetwin/v1/*_pb2*.py) with the pinned grpcio-tools.
+protos: $(STAMP)
+	$(PY) -m protos.generate
 
 setup: $(STAMP)
 

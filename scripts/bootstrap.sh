@@ -32,6 +32,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch is pinned in pyproject (torch==2.13.0, the CPU build); pip finds it in the machine's wheel directory.
-"$VENV/bin/python" -m pip install -q -e '.[app,trainer,dev]'
+"$VENV/bin/python" -m pip install -q -e '.[app,trainer,cluster,dev]'
 touch "$VENV/.stridetwin-installed"
 echo "bootstrap: ready ($VENV)"

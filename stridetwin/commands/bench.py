@@ -18,6 +18,7 @@ SUITES: dict[str, str] = {
     "analysis": "bench.analysis",
     "accuracy-angles": "bench.accuracy_angles",
     "accuracy-placement": "bench.accuracy_placement",
+    "service": "bench.service",
 }
 
 

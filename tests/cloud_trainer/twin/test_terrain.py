@@ -45,9 +45,7 @@ def test_ground_height_agrees_with_mj_ray(name: str) -> None:
     edges = np.array([terrain.feature_start_x_m, terrain.feature_end_x_m, terrain.course_end_x_m])
     if terrain.kind == "stairs":
         edges = np.concatenate([edges, RUN_IN_M + STAIR_TREAD_M * np.arange(N_STAIR_STEPS)])
-    clear = (np.min(np.abs(x[:, None] - edges[None]), axis=1) > 2e-3) & (
-        np.abs(np.abs(y) - COURSE_HALF_WIDTH_M) > 2e-3
-    )
+    clear = (np.min(np.abs(x[:, None] - edges[None]), axis=1) > 2e-3) & (np.abs(np.abs(y) - COURSE_HALF_WIDTH_M) > 2e-3)
     groups = np.zeros(6, np.uint8)
     groups[TERRAIN_GEOM_GROUP] = 1
     geomid = np.zeros(1, np.int32)

@@ -96,7 +96,6 @@ def test_unwrap_counter_follows_the_protocol_rule():
     np.testing.assert_array_equal(unwrap_counter(np.array(raw), 1 << 16), [streaming.unwrap(r) for r in raw])
 
 
-
 def _xsens_text(rows: list[str], header: str) -> str:
     return (
         "// Start Time: Unknown\n// Update Rate: 100.0Hz\n// Firmware Version: 4.0.2\n"

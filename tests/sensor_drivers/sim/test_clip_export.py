@@ -56,8 +56,12 @@ def test_grid_clock_equals_true_time(tmp_path: Path, recording) -> None:
     truth_acc = np.stack([np.interp(kit.time_s, track.true_time_s, track.acc_m_s2[:, k]) for k in range(3)], axis=1)
     # Compare the vertical channel where the walker moves: the clock maps to within the latency floor (~2 ms).
     moving = pelvis.valid & (kit.time_s > 1.5) & (kit.time_s < kit.time_s[-1] - 1.5)
-    best_lag_ms = min(
-        range(-10, 11),
-        key=lambda lag: np.nanmean(np.abs(np.roll(truth_acc[:, 2], lag)[moving] - pelvis.acc_m_s2[moving, 2])),
-    ) * 1000.0 / kit.rate_hz
+    best_lag_ms = (
+        min(
+            range(-10, 11),
+            key=lambda lag: np.nanmean(np.abs(np.roll(truth_acc[:, 2], lag)[moving] - pelvis.acc_m_s2[moving, 2])),
+        )
+        * 1000.0
+        / kit.rate_hz
+    )
     assert abs(best_lag_ms) <= 5.0

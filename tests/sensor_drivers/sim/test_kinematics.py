@@ -95,14 +95,16 @@ def test_accelerometer_integrates_to_the_pelvis_displacement(healthy_ideal: Sim)
     start = truth.steady_start_s
     window = (track.true_time_s > start) & (track.true_time_s < start + truth.stride_time_s)
     t = track.true_time_s[window]
-    rot = rotation_from_wxyz(np.array([np.interp(t, truth.time_s, sensor.quat_wxyz_world_sensor[:, i])
-                                       for i in range(4)]).T)
+    rot = rotation_from_wxyz(
+        np.array([np.interp(t, truth.time_s, sensor.quat_wxyz_world_sensor[:, i]) for i in range(4)]).T
+    )
     acc_world = rot.apply(track.acc_m_s2[window]) + GRAVITY_WORLD_M_S2
     position = np.array([np.interp(t, truth.time_s, sensor.position_world_m[:, i]) for i in range(3)]).T
     dt = np.diff(t)
     velocity0 = (position[1] - position[0]) / dt[0] - 0.5 * acc_world[0] * dt[0]
-    velocity = velocity0 + np.vstack([np.zeros(3), np.cumsum(0.5 * (acc_world[1:] + acc_world[:-1]) * dt[:, None],
-                                                             axis=0)])
+    velocity = velocity0 + np.vstack(
+        [np.zeros(3), np.cumsum(0.5 * (acc_world[1:] + acc_world[:-1]) * dt[:, None], axis=0)]
+    )
     displacement = np.vstack([np.zeros(3), np.cumsum(0.5 * (velocity[1:] + velocity[:-1]) * dt[:, None], axis=0)])
     error = np.abs(displacement[-1] - (position[-1] - position[0]))
     assert error.max() < 0.02, f"double integration off by {error * 1000} mm over a stride"

@@ -55,6 +55,7 @@ def test_hemiparetic_gait_shows_the_documented_asymmetries(hemiparetic_ideal: Si
     assert angles["knee_flexion_r_deg"][steady].max() - angles["knee_flexion_l_deg"][steady].max() > 10.0
     # Circumduction: the paretic hip abducts more during its swing.
     assert angles["hip_adduction_l_deg"][steady].min() < angles["hip_adduction_r_deg"][steady].min() - 3.0
+
     # Pelvic hike: the paretic (left) side is higher during its swing than without the hike.
     def swing_obliquity(truth: GroundTruth) -> float:
         fc, ic = np.array(truth.events_of("left", "fc")), np.array(truth.events_of("left", "ic"))
@@ -79,11 +80,14 @@ def test_speeds_outside_the_accepted_range_are_refused_clearly() -> None:
         _ = VirtualPatient(from_source_options("hemiparetic", {"speed": "1.2"})).plan
 
 
-@pytest.mark.parametrize(("profile", "options"), [
-    ("hemiparetic", {"speed": "0.3", "side": "right"}),
-    ("hemiparetic", {"speed": "0.8", "height": "1.6"}),
-    ("healthy", {"speed": "1.25", "height": "1.9"}),
-])
+@pytest.mark.parametrize(
+    ("profile", "options"),
+    [
+        ("hemiparetic", {"speed": "0.3", "side": "right"}),
+        ("hemiparetic", {"speed": "0.8", "height": "1.6"}),
+        ("healthy", {"speed": "1.25", "height": "1.9"}),
+    ],
+)
 def test_other_speeds_sides_and_heights_walk_the_walkway(profile: str, options: dict[str, str]) -> None:
     patient = VirtualPatient(from_source_options(profile, {**options, "walkway": "6", "noise": "ideal"}))
     t = np.arange(0.0, patient.duration_s, 0.005)

@@ -210,8 +210,15 @@ def test_chunk_length_does_not_change_the_recording() -> None:
 
 
 def test_source_options_are_parsed_and_bad_ones_explained() -> None:
-    options = {"speed": "0.4", "side": "r", "seed": "3", "fault": "swap_lr,loose:pelvis",
-               "disconnect": "thigh_r:3:2", "loss": "2%", "noise": "realistic"}
+    options = {
+        "speed": "0.4",
+        "side": "r",
+        "seed": "3",
+        "fault": "swap_lr,loose:pelvis",
+        "disconnect": "thigh_r:3:2",
+        "loss": "2%",
+        "noise": "realistic",
+    }
     config = from_source_options("hemiparetic", options)
     assert config.profile == "hemiparetic"
     assert config.speed_m_s == 0.4

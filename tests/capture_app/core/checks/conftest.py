@@ -41,8 +41,12 @@ def make_walk(tmp: Path, profile: str = "healthy", **options: str) -> Walk:
     """A short walk (5 m healthy, 4 m hemiparetic) with realistic sensor errors; cached per session."""
     key = (profile, tuple(sorted(options.items())))
     if key not in _CACHE:
-        opts = {"walkway": "5" if profile == "healthy" else "4", "still_start": str(STILL_S), "still_end": "1",
-                **options}
+        opts = {
+            "walkway": "5" if profile == "healthy" else "4",
+            "still_start": str(STILL_S),
+            "still_end": "1",
+            **options,
+        }
         recording = VirtualPatient(from_source_options(profile, opts)).generate()
         path = tmp / f"walk{len(_CACHE)}.stclip"
         write_virtual_clip(recording, path, transport="serial", seed=1)

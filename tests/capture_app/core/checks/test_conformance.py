@@ -34,21 +34,59 @@ def _still_kit() -> KitSignals:
 
 KIT = _still_kit()
 CASES = [
-    (StaticCheck, {"expected": dict(EXPECTED_ROTATION_SEGMENT_SENSOR), "device": DeviceClass(),
-                   "thresholds": StaticThresholds(tilt_warn_deg=20.0), "uses_magnetometer": True},
-     "check", (KIT, (0.0, 3.0)),
-     ("verdicts_", "is_still_", "stats_", "up_sensor_", "tilt_error_deg_", "gyr_bias_rad_s_", "reference_")),
-    (SensorIdentification, {"expected": dict(EXPECTED_ROTATION_SEGMENT_SENSOR),
-                            "thresholds": IdentificationThresholds(rotation_warn_deg=20.0), "check_heading": False},
-     "identify", (KIT, (0.0, 3.0)),
-     ("verdicts_", "assignment_", "site_of_sensor_", "confirmed_", "stride_period_s_", "rotation_segment_sensor_",
-      "heading_known_", "twist_deg_", "loose_vibration_dps_", "evidence_")),
-    (PlacementCheck, {"check_heading": False, "uses_magnetometer": True, "device": DeviceClass(name="x")},
-     "check", (KIT, (0.0, 1.5), (1.5, 3.0)),
-     ("verdicts_", "problems_", "level_", "assignment_", "static_", "identification_")),
-    (QualityMonitor, {"window_s": 2.0, "nominal_rate_hz": 100.0, "uses_magnetometer": True,
-                      "thresholds": QualityThresholds(loss_warn_pct=2.0)},
-     "update", (KIT,), ("verdicts_", "stats_")),
+    (
+        StaticCheck,
+        {
+            "expected": dict(EXPECTED_ROTATION_SEGMENT_SENSOR),
+            "device": DeviceClass(),
+            "thresholds": StaticThresholds(tilt_warn_deg=20.0),
+            "uses_magnetometer": True,
+        },
+        "check",
+        (KIT, (0.0, 3.0)),
+        ("verdicts_", "is_still_", "stats_", "up_sensor_", "tilt_error_deg_", "gyr_bias_rad_s_", "reference_"),
+    ),
+    (
+        SensorIdentification,
+        {
+            "expected": dict(EXPECTED_ROTATION_SEGMENT_SENSOR),
+            "thresholds": IdentificationThresholds(rotation_warn_deg=20.0),
+            "check_heading": False,
+        },
+        "identify",
+        (KIT, (0.0, 3.0)),
+        (
+            "verdicts_",
+            "assignment_",
+            "site_of_sensor_",
+            "confirmed_",
+            "stride_period_s_",
+            "rotation_segment_sensor_",
+            "heading_known_",
+            "twist_deg_",
+            "loose_vibration_dps_",
+            "evidence_",
+        ),
+    ),
+    (
+        PlacementCheck,
+        {"check_heading": False, "uses_magnetometer": True, "device": DeviceClass(name="x")},
+        "check",
+        (KIT, (0.0, 1.5), (1.5, 3.0)),
+        ("verdicts_", "problems_", "level_", "assignment_", "static_", "identification_"),
+    ),
+    (
+        QualityMonitor,
+        {
+            "window_s": 2.0,
+            "nominal_rate_hz": 100.0,
+            "uses_magnetometer": True,
+            "thresholds": QualityThresholds(loss_warn_pct=2.0),
+        },
+        "update",
+        (KIT,),
+        ("verdicts_", "stats_"),
+    ),
 ]
 
 
@@ -60,7 +98,8 @@ def test_algorithm_conformance(cls: type, params: dict, verb: str, args: tuple, 
     algo = cls(**params)
     for name in defaults:
         assert getattr(algo, name) is params.get(name, defaults[name]) or getattr(algo, name) == params.get(
-            name, defaults[name])
+            name, defaults[name]
+        )
     assert getattr(algo, verb)(*args) is algo
     for name in results:
         assert hasattr(algo, name)

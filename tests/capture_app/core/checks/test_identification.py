@@ -13,8 +13,12 @@ from capture_app.core.signals import KitSignals, SiteSignals
 from capture_app.core.verdict import Level
 from sensor_drivers.sites import Site
 
-CLEAN = [("healthy", {"seed": "1"}), ("healthy", {"seed": "2", "speed": "1.25"}),
-         ("hemiparetic", {"seed": "1"}), ("hemiparetic", {"seed": "2", "side": "right"})]
+CLEAN = [
+    ("healthy", {"seed": "1"}),
+    ("healthy", {"seed": "2", "speed": "1.25"}),
+    ("hemiparetic", {"seed": "1"}),
+    ("hemiparetic", {"seed": "2", "side": "right"}),
+]
 
 
 def problems(check: PlacementCheck) -> list[tuple[str, str]]:
@@ -48,10 +52,13 @@ def test_left_right_swap_is_found_and_relabelling_fixes_it(walk_factory, profile
     assert problems(again) == []
 
 
-@pytest.mark.parametrize(("fault", "moved"), [
-    ("swap_thigh_shank:l", {"thigh_l": "shank_l", "shank_l": "thigh_l"}),
-    ("swap_thigh_shank", {"thigh_l": "shank_l", "shank_l": "thigh_l", "thigh_r": "shank_r", "shank_r": "thigh_r"}),
-])
+@pytest.mark.parametrize(
+    ("fault", "moved"),
+    [
+        ("swap_thigh_shank:l", {"thigh_l": "shank_l", "shank_l": "thigh_l"}),
+        ("swap_thigh_shank", {"thigh_l": "shank_l", "shank_l": "thigh_l", "thigh_r": "shank_r", "shank_r": "thigh_r"}),
+    ],
+)
 @pytest.mark.parametrize("profile", ["healthy", "hemiparetic"])
 def test_thigh_shank_swap_is_found(walk_factory, profile: str, fault: str, moved: dict[str, str]) -> None:
     walk = walk_factory(profile, seed="1", fault=fault)
@@ -60,10 +67,17 @@ def test_thigh_shank_swap_is_found(walk_factory, profile: str, fault: str, moved
     assert check.problems_[0].details["moved"] == moved
 
 
-@pytest.mark.parametrize(("profile", "site", "angle"), [
-    ("healthy", "thigh_l", 90.0), ("healthy", "shank_r", 60.0), ("healthy", "pelvis", 90.0),
-    ("hemiparetic", "thigh_l", 90.0), ("hemiparetic", "shank_r", 60.0), ("hemiparetic", "pelvis", 90.0),
-])
+@pytest.mark.parametrize(
+    ("profile", "site", "angle"),
+    [
+        ("healthy", "thigh_l", 90.0),
+        ("healthy", "shank_r", 60.0),
+        ("healthy", "pelvis", 90.0),
+        ("hemiparetic", "thigh_l", 90.0),
+        ("hemiparetic", "shank_r", 60.0),
+        ("hemiparetic", "pelvis", 90.0),
+    ],
+)
 def test_rotated_sensor_is_found_with_its_angle(walk_factory, profile: str, site: str, angle: float) -> None:
     walk = walk_factory(profile, seed="1", fault=f"rotated:{site}:{angle:g}")
     check = PlacementCheck().check(walk.kit, walk.still_s, walk.walking_s)
@@ -106,10 +120,14 @@ def test_sensor_lost_during_the_walk_is_left_out_with_a_verdict(walk_factory) ->
     walk = walk_factory("healthy", seed="1")
     kit = walk.kit
     lost = kit.sites[Site.SHANK_L]
-    gone = (kit.time_s > walk.walking_s[0] + 1.0)
+    gone = kit.time_s > walk.walking_s[0] + 1.0
     nan = np.where(gone[:, None], np.nan, lost.acc_m_s2)
-    sites = {**kit.sites, Site.SHANK_L: SiteSignals(lost.sensor_id, lost.valid & ~gone, nan,
-                                                    np.where(gone[:, None], np.nan, lost.gyr_rad_s), None)}
+    sites = {
+        **kit.sites,
+        Site.SHANK_L: SiteSignals(
+            lost.sensor_id, lost.valid & ~gone, nan, np.where(gone[:, None], np.nan, lost.gyr_rad_s), None
+        ),
+    }
     check = PlacementCheck().check(KitSignals(kit.rate_hz, kit.time_s, sites), walk.still_s, walk.walking_s)
     found = problems(check)
     assert ("placement.identification.gaps", "shank_l") in found

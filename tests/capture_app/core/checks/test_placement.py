@@ -23,8 +23,9 @@ from sensor_drivers.sites import KIT_SITES, Site
 def test_guide_equals_virtual_patient_default_mountings(height: str) -> None:
     body = VirtualPatient(from_source_options("healthy", {"height": height})).body
     for site in KIT_SITES:
-        np.testing.assert_allclose(default_mounting(site, body).rotation_segment_sensor,
-                                   EXPECTED_ROTATION_SEGMENT_SENSOR[site], atol=1e-12)
+        np.testing.assert_allclose(
+            default_mounting(site, body).rotation_segment_sensor, EXPECTED_ROTATION_SEGMENT_SENSOR[site], atol=1e-12
+        )
 
 
 def test_every_sensor_points_its_x_axis_up_and_faces_out_of_the_skin() -> None:
@@ -43,8 +44,9 @@ def test_every_sensor_points_its_x_axis_up_and_faces_out_of_the_skin() -> None:
     assert z[Site.SHANK_R][0] > 0.7
     assert z[Site.SHANK_R][1] > 0.7
     # The left axis of a left thigh sensor is its z axis (the flexion axis sticks out of the lateral face).
-    np.testing.assert_allclose(expected_left_sensor(EXPECTED_ROTATION_SEGMENT_SENSOR[Site.THIGH_L]), [0, 0, 1],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        expected_left_sensor(EXPECTED_ROTATION_SEGMENT_SENSOR[Site.THIGH_L]), [0, 0, 1], atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("twist", [-170.0, -60.0, 0.0, 25.0, 90.0, 179.0])

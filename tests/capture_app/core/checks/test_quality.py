@@ -16,12 +16,24 @@ from sensor_drivers.sites import Site
 RATE_HZ = 200.0
 
 
-def stream(n: int = 1000, *, sensor_id: str = "s1", site: Site = Site.SHANK_L, rate_hz: float = RATE_HZ,
-           drop: set[int] | None = None, battery: float | None = 80.0, rssi: float | None = -60.0,
-           delay_s: np.ndarray | None = None, acc: tuple[float, float, float] | None = None,
-           seq_offset: int = 0, seq_modulus: int | None = None, clip_counts: np.ndarray | None = None,
-           mag: tuple[float, float, float] | None = (20.0, 0.0, -44.0), start_s: float = 100.0,
-           seed: int = 0) -> list[ImuSample]:
+def stream(
+    n: int = 1000,
+    *,
+    sensor_id: str = "s1",
+    site: Site = Site.SHANK_L,
+    rate_hz: float = RATE_HZ,
+    drop: set[int] | None = None,
+    battery: float | None = 80.0,
+    rssi: float | None = -60.0,
+    delay_s: np.ndarray | None = None,
+    acc: tuple[float, float, float] | None = None,
+    seq_offset: int = 0,
+    seq_modulus: int | None = None,
+    clip_counts: np.ndarray | None = None,
+    mag: tuple[float, float, float] | None = (20.0, 0.0, -44.0),
+    start_s: float = 100.0,
+    seed: int = 0,
+) -> list[ImuSample]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -47,7 +59,7 @@ def verdict(monitor: QualityMonitor, code: str, sensor: str = "shank_l"):
 
 def feed(items: list, monitor: QualityMonitor, batch: int = 10) -> QualityMonitor:
     for k in range(0, len(items), batch):
-        monitor.update(items[k:k + batch])
+        monitor.update(items[k : k + batch])
     return monitor
 
 
@@ -55,8 +67,16 @@ def test_healthy_stream_is_all_ok() -> None:
     monitor = feed(stream(), QualityMonitor(nominal_rate_hz=RATE_HZ))
     assert all(v.level is Level.OK for v in monitor.verdicts_), [v.message for v in monitor.verdicts_]
     codes = {v.code for v in monitor.verdicts_}
-    assert codes == {"quality.connection", "quality.rate", "quality.loss", "quality.jitter", "quality.clipping",
-                     "quality.magnetic", "quality.battery", "quality.rssi"}
+    assert codes == {
+        "quality.connection",
+        "quality.rate",
+        "quality.loss",
+        "quality.jitter",
+        "quality.clipping",
+        "quality.magnetic",
+        "quality.battery",
+        "quality.rssi",
+    }
     stats = monitor.stats_["s1"]
     assert stats.rate_hz == pytest.approx(RATE_HZ, rel=1e-6)
     assert stats.loss_pct == 0.0
@@ -118,8 +138,9 @@ def test_battery(battery: float, level: Level) -> None:
 
 def test_battery_reported_once_is_remembered() -> None:
     items = stream(400, battery=None)
-    items[0] = ImuSample(**{**{f: getattr(items[0], f) for f in items[0].__slots__},
-                            "status": DeviceStatus(battery_pct=9.0)})
+    items[0] = ImuSample(
+        **{**{f: getattr(items[0], f) for f in items[0].__slots__}, "status": DeviceStatus(battery_pct=9.0)}
+    )
     monitor = feed(items, QualityMonitor())
     assert verdict(monitor, "quality.battery").level is Level.FAIL
 
@@ -163,8 +184,10 @@ def test_magnetic_disturbance_and_stuck_sensor() -> None:
     assert verdict(disturbed, "quality.magnetic").level is Level.WARNING
     calm = feed(stream(300, mag=(80.0, 0.0, -40.0)), QualityMonitor())
     assert verdict(calm, "quality.magnetic").level is Level.OK
-    frozen = [ImuSample(s.sensor_id, s.site, s.device_time_s, s.host_time_s, s.seq, (0.1, 0.2, 9.8), (0.0, 0.0, 0.0))
-              for s in stream(300)]
+    frozen = [
+        ImuSample(s.sensor_id, s.site, s.device_time_s, s.host_time_s, s.seq, (0.1, 0.2, 9.8), (0.0, 0.0, 0.0))
+        for s in stream(300)
+    ]
     assert verdict(feed(frozen, QualityMonitor()), "quality.stuck").level is Level.FAIL
 
 
@@ -173,7 +196,7 @@ def test_window_slides_and_memory_stays_bounded() -> None:
     drop = set(range(100, 400))  # a 1.5 s hole early on
     items = stream(12000, drop=drop)  # 60 s
     for k in range(0, len(items), 10):
-        monitor.update(items[k:k + 10])
+        monitor.update(items[k : k + 10])
         if k % 2000 == 0:
             _ = monitor.verdicts_
         state = monitor._sensors["s1"]
@@ -198,8 +221,13 @@ def test_grid_blocks_give_loss_clipping_and_magnetic_figures() -> None:
     kit = KitSignals(100.0, np.arange(n) / 100.0, {Site.PELVIS: SiteSignals("p1", valid, acc, gyr, mag)})
     monitor = QualityMonitor(window_s=5.0)
     for k in range(0, n, 10):
-        monitor.update(KitSignals(100.0, kit.time_s[k:k + 10], {Site.PELVIS: SiteSignals(
-            "p1", valid[k:k + 10], acc[k:k + 10], gyr[k:k + 10], mag[k:k + 10])}))
+        monitor.update(
+            KitSignals(
+                100.0,
+                kit.time_s[k : k + 10],
+                {Site.PELVIS: SiteSignals("p1", valid[k : k + 10], acc[k : k + 10], gyr[k : k + 10], mag[k : k + 10])},
+            )
+        )
     v = verdict(monitor, "quality.loss", "pelvis")
     assert v.level is Level.FAIL
     assert v.details["loss_pct"] == pytest.approx(12.0)

@@ -19,8 +19,13 @@ from sensor_drivers.sites import Site
 
 pytestmark = pytest.mark.shared_data
 
-SITES = {"00B42279": "pelvis", "00B4227C": "thigh_r", "00B4227D": "shank_r", "00B421EE": "thigh_l",
-         "00B421ED": "shank_l"}
+SITES = {
+    "00B42279": "pelvis",
+    "00B4227C": "thigh_r",
+    "00B4227D": "shank_r",
+    "00B421EE": "thigh_l",
+    "00B421ED": "shank_l",
+}
 STILL_S = (0.5, 4.5)
 WALK_S = (4.8, 24.5)
 UP = np.array([0.0, 0.0, 1.0])
@@ -68,14 +73,22 @@ def test_against_the_stridetwin_guide_the_sensors_face_the_other_way(shared_data
     assert not any(v.code.startswith("placement.swap") for v in check.problems_)
 
 
-@pytest.mark.parametrize(("changes", "code", "moved"), [
-    ({"00B4227C": "thigh_l", "00B421EE": "thigh_r"}, "placement.swap_lr", {"thigh_l", "thigh_r"}),
-    ({"00B4227C": "shank_r", "00B4227D": "thigh_r"}, "placement.swap_thigh_shank", {"thigh_r", "shank_r"}),
-    ({"00B4227C": "thigh_l", "00B421EE": "thigh_r", "00B4227D": "shank_l", "00B421ED": "shank_r"},
-     "placement.swap_lr", {"thigh_l", "thigh_r", "shank_l", "shank_r"}),
-], ids=["thighs", "right-thigh-shank", "left-right"])
-def test_sites_swapped_in_software_are_found(shared_data_dir: Path, tmp_path: Path, changes: dict[str, str],
-                                             code: str, moved: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("changes", "code", "moved"),
+    [
+        ({"00B4227C": "thigh_l", "00B421EE": "thigh_r"}, "placement.swap_lr", {"thigh_l", "thigh_r"}),
+        ({"00B4227C": "shank_r", "00B4227D": "thigh_r"}, "placement.swap_thigh_shank", {"thigh_r", "shank_r"}),
+        (
+            {"00B4227C": "thigh_l", "00B421EE": "thigh_r", "00B4227D": "shank_l", "00B421ED": "shank_r"},
+            "placement.swap_lr",
+            {"thigh_l", "thigh_r", "shank_l", "shank_r"},
+        ),
+    ],
+    ids=["thighs", "right-thigh-shank", "left-right"],
+)
+def test_sites_swapped_in_software_are_found(
+    shared_data_dir: Path, tmp_path: Path, changes: dict[str, str], code: str, moved: set[str]
+) -> None:
     kit = opensense_kit(shared_data_dir, tmp_path, **changes)
     check = PlacementCheck(expected=OPENSENSE_MOUNTING).check(kit, STILL_S, WALK_S)
     assert [(v.level, v.code) for v in check.problems_] == [(Level.FAIL, code)]

@@ -16,9 +16,16 @@ from sensor_drivers.sites import KIT_SITES, Site
 RATE_HZ = 100.0
 
 
-def still_kit(n: int = 300, seed: int = 0, *, mounting: dict[Site, np.ndarray] | None = None,
-              acc_noise: float = 0.02, gyr_noise: float = 0.0015, bias_rad_s: float = 0.01,
-              mag: bool = True) -> KitSignals:
+def still_kit(
+    n: int = 300,
+    seed: int = 0,
+    *,
+    mounting: dict[Site, np.ndarray] | None = None,
+    acc_noise: float = 0.02,
+    gyr_noise: float = 0.0015,
+    bias_rad_s: float = 0.01,
+    mag: bool = True,
+) -> KitSignals:
     """Five sensors standing still with consumer-MEMS noise, mounted as ``mounting`` (default: the guide)."""
     rng = np.random.default_rng(seed)
     sites = {}
@@ -39,8 +46,13 @@ def test_correct_placement_is_all_ok() -> None:
     check = StaticCheck().check(still_kit(), (0.0, 3.0))
     assert check.is_still_
     assert all(v.level is Level.OK for v in check.verdicts_), [v.message for v in check.verdicts_]
-    assert {v.code for v in check.verdicts_} >= {"placement.still.ok", "placement.gravity", "placement.noise",
-                                                  "placement.gyro_bias", "placement.magnetic"}
+    assert {v.code for v in check.verdicts_} >= {
+        "placement.still.ok",
+        "placement.gravity",
+        "placement.noise",
+        "placement.gyro_bias",
+        "placement.magnetic",
+    }
     for site in KIT_SITES:
         np.testing.assert_allclose(check.up_sensor_[site], [1.0, 0.0, 0.0], atol=0.01)
         assert check.tilt_error_deg_[site] < 1.0
@@ -60,11 +72,15 @@ def test_upside_down_sensor_fails_on_its_site_only(site: Site) -> None:
 
 def test_tilt_levels_on_a_thigh() -> None:
     for angle, level in ((20.0, Level.OK), (40.0, Level.WARNING), (80.0, Level.FAIL)):
-        tilted = Rotation.from_euler("y", angle, degrees=True).as_matrix() @ EXPECTED_ROTATION_SEGMENT_SENSOR[
-            Site.THIGH_R]
+        tilted = (
+            Rotation.from_euler("y", angle, degrees=True).as_matrix() @ EXPECTED_ROTATION_SEGMENT_SENSOR[Site.THIGH_R]
+        )
         check = StaticCheck().check(still_kit(mounting={Site.THIGH_R: tilted}), (0.0, 3.0))
-        verdict = next(v for v in check.verdicts_ if v.subject == "thigh_r" and v.code.startswith(
-            ("placement.gravity", "placement.tilted")))
+        verdict = next(
+            v
+            for v in check.verdicts_
+            if v.subject == "thigh_r" and v.code.startswith(("placement.gravity", "placement.tilted"))
+        )
         assert verdict.level is level, (angle, verdict)
         assert verdict.details["tilt_deg"] == pytest.approx(angle, abs=1.0)
 
@@ -80,8 +96,13 @@ def test_moving_patient_gets_a_request_to_stand_still_and_nothing_else() -> None
     kit = still_kit()
     t = kit.time_s
     sway = kit.sites[Site.SHANK_L]
-    moving = SiteSignals(sway.sensor_id, sway.valid, sway.acc_m_s2 + 3.0 * np.sin(2 * np.pi * 1.0 * t)[:, None],
-                         sway.gyr_rad_s + 1.5 * np.sin(2 * np.pi * t)[:, None], sway.mag_ut)
+    moving = SiteSignals(
+        sway.sensor_id,
+        sway.valid,
+        sway.acc_m_s2 + 3.0 * np.sin(2 * np.pi * 1.0 * t)[:, None],
+        sway.gyr_rad_s + 1.5 * np.sin(2 * np.pi * t)[:, None],
+        sway.mag_ut,
+    )
     kit = KitSignals(kit.rate_hz, t, {**kit.sites, Site.SHANK_L: moving})
     check = StaticCheck().check(kit, (0.0, 3.0))
     assert not check.is_still_
@@ -111,15 +132,18 @@ def test_stuck_noisy_biased_scaled_sensors() -> None:
     kit = still_kit()
     sites = dict(kit.sites)
     a = sites[Site.PELVIS]
-    sites[Site.PELVIS] = SiteSignals(a.sensor_id, a.valid, np.tile(a.acc_m_s2[0], (kit.n_samples, 1)),
-                                     np.zeros_like(a.gyr_rad_s), a.mag_ut)
+    sites[Site.PELVIS] = SiteSignals(
+        a.sensor_id, a.valid, np.tile(a.acc_m_s2[0], (kit.n_samples, 1)), np.zeros_like(a.gyr_rad_s), a.mag_ut
+    )
     b = sites[Site.THIGH_L]
     rng = np.random.default_rng(3)
-    sites[Site.THIGH_L] = SiteSignals(b.sensor_id, b.valid, b.acc_m_s2 + 0.3 * rng.standard_normal(b.acc_m_s2.shape),
-                                      b.gyr_rad_s, b.mag_ut)
+    sites[Site.THIGH_L] = SiteSignals(
+        b.sensor_id, b.valid, b.acc_m_s2 + 0.3 * rng.standard_normal(b.acc_m_s2.shape), b.gyr_rad_s, b.mag_ut
+    )
     c = sites[Site.SHANK_L]
-    sites[Site.SHANK_L] = SiteSignals(c.sensor_id, c.valid, c.acc_m_s2, c.gyr_rad_s + np.radians([8.0, 0.0, 0.0]),
-                                      c.mag_ut)
+    sites[Site.SHANK_L] = SiteSignals(
+        c.sensor_id, c.valid, c.acc_m_s2, c.gyr_rad_s + np.radians([8.0, 0.0, 0.0]), c.mag_ut
+    )
     d = sites[Site.SHANK_R]
     sites[Site.SHANK_R] = SiteSignals(d.sensor_id, d.valid, 0.5 * d.acc_m_s2, d.gyr_rad_s, d.mag_ut)
     check = StaticCheck().check(KitSignals(kit.rate_hz, kit.time_s, sites), (0.0, 3.0))

@@ -57,8 +57,8 @@ def synthetic_shank(
         terminal = (t >= lobe_end) & (t < c1)
         omega[terminal] -= 1.0 * (t[terminal] - lobe_end) / (c1 - lobe_end)
         after = t >= c1
-        omega[after] -= 2.5 * np.exp(-(t[after] - c1) / 0.04) * (t[after] - c1 < 0.3) * np.minimum(
-            1.0, (t[after] - c1) / 0.02
+        omega[after] -= (
+            2.5 * np.exp(-(t[after] - c1) / 0.04) * (t[after] - c1 < 0.3) * np.minimum(1.0, (t[after] - c1) / 0.02)
         )  # deceleration after contact: minimum about 20 ms after IC
         impact[after] += 30.0 * np.exp(-(t[after] - c1) / 0.01)
     a = np.asarray(axis, dtype=float)

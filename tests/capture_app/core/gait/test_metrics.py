@@ -15,8 +15,15 @@ from capture_app.core.verdict import Level, Verdict
 DOCS = Path(__file__).resolve().parents[4] / "docs" / "gait-metrics.md"
 
 
-def _strides(n: int, side: str, stride_s: float, stance_s: float, offset_s: float = 0.0, jitter: float = 0.0,
-             length_m: float = 1.2) -> list[Stride]:
+def _strides(
+    n: int,
+    side: str,
+    stride_s: float,
+    stance_s: float,
+    offset_s: float = 0.0,
+    jitter: float = 0.0,
+    length_m: float = 1.2,
+) -> list[Stride]:
     rng = np.random.default_rng(len(side) + n)
     out, t = [], offset_s
     for _ in range(n):

@@ -9,8 +9,17 @@ import pytest
 from capture_app.core.gait.norms import clinical_context, healthy_bands, speed_category
 
 
-@pytest.mark.parametrize(("speed", "category"), [(0.2, "household"), (0.399, "household"), (0.4, "limited community"),
-                                                 (0.8, "limited community"), (0.81, "community"), (1.3, "community")])
+@pytest.mark.parametrize(
+    ("speed", "category"),
+    [
+        (0.2, "household"),
+        (0.399, "household"),
+        (0.4, "limited community"),
+        (0.8, "limited community"),
+        (0.81, "community"),
+        (1.3, "community"),
+    ],
+)
 def test_perry_categories(speed: float, category: str) -> None:
     assert speed_category(speed) == category
 

@@ -15,16 +15,26 @@ from sensor_drivers.sites import Site
 
 
 def _rows(kit: KitSignals, rows: slice) -> KitSignals:
-    return KitSignals(kit.rate_hz, kit.time_s[rows], {
-        site: SiteSignals(s.sensor_id, s.valid[rows], s.acc_m_s2[rows], s.gyr_rad_s[rows])
-        for site, s in kit.sites.items()
-    })
+    return KitSignals(
+        kit.rate_hz,
+        kit.time_s[rows],
+        {
+            site: SiteSignals(s.sensor_id, s.valid[rows], s.acc_m_s2[rows], s.gyr_rad_s[rows])
+            for site, s in kit.sites.items()
+        },
+    )
 
 
 def test_conformance() -> None:
-    params = {"min_walk_s": 3.0, "moving_gyr_rad_s": 0.5, "max_axis_tilt_deg": 15.0, "max_hinge_residual_ratio": 0.2,
-              "max_samples": 2000, "min_pelvis_confidence": 0.4,
-              "max_turn_deg": 30.0}
+    params = {
+        "min_walk_s": 3.0,
+        "moving_gyr_rad_s": 0.5,
+        "max_axis_tilt_deg": 15.0,
+        "max_hinge_residual_ratio": 0.2,
+        "max_samples": 2000,
+        "min_pelvis_confidence": 0.4,
+        "max_turn_deg": 30.0,
+    }
     calibration = SegmentCalibration(**params)
     for name, value in params.items():
         assert getattr(calibration, name) == value

@@ -35,8 +35,9 @@ def signals() -> dict[str, np.ndarray]:
 
 
 def _ours(flt, s, with_mag: bool) -> np.ndarray:
-    _, q = flt.run(FilterState.at(s["q0"]), s["gyr"][1:], s["acc"][1:], s["mag"][1:] if with_mag else None,
-                   1.0 / RATE_HZ)
+    _, q = flt.run(
+        FilterState.at(s["q0"]), s["gyr"][1:], s["acc"][1:], s["mag"][1:] if with_mag else None, 1.0 / RATE_HZ
+    )
     return np.vstack([s["q0"], q])
 
 
@@ -65,8 +66,15 @@ def test_ekf_matches_ahrs(signals) -> None:
     # frame="NED" is what gives ahrs's EKF the gravity reference (0, 0, 1), i.e. z up for specific force.
     ref = AHRS_EKF(gyr=s["gyr"], acc=s["acc"], q0=s["q0"], frequency=RATE_HZ, frame="NED").Q
     np.testing.assert_allclose(_ours(Ekf(), s, False), ref, atol=1e-12)
-    ref = AHRS_EKF(gyr=s["gyr"], acc=s["acc"], mag=s["mag"], q0=s["q0"], frequency=RATE_HZ, frame="NED",
-                  magnetic_ref=M_REF_ENU.copy()).Q
+    ref = AHRS_EKF(
+        gyr=s["gyr"],
+        acc=s["acc"],
+        mag=s["mag"],
+        q0=s["q0"],
+        frequency=RATE_HZ,
+        frame="NED",
+        magnetic_ref=M_REF_ENU.copy(),
+    ).Q
     np.testing.assert_allclose(_ours(Ekf(m_ref=tuple(M_REF_ENU)), s, True), ref, atol=1e-12)
 
 

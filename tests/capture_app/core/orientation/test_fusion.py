@@ -20,8 +20,15 @@ RATE_HZ = 100.0
 BIAS_RAD_S = np.array([0.02, -0.015, 0.01])
 
 
-def _synthetic(still_s: float = 3.0, turn_s: float = 2.0, rate_rad_s: float = 1.0, attitude=None,
-               gap: slice | None = None, ramp_s: float = 0.5, wobble_hz: float = 0.0) -> tuple[KitSignals, Rotation]:
+def _synthetic(
+    still_s: float = 3.0,
+    turn_s: float = 2.0,
+    rate_rad_s: float = 1.0,
+    attitude=None,
+    gap: slice | None = None,
+    ramp_s: float = 0.5,
+    wobble_hz: float = 0.0,
+) -> tuple[KitSignals, Rotation]:
     """One sensor: still in ``attitude`` for ``still_s``, then turning about world z at ``rate_rad_s`` (reached
     smoothly over ``ramp_s``; with ``wobble_hz`` the rate also swings ±50 % at that frequency); the gyroscope carries
     a constant bias. Returns the kit and the sensor's true orientations (sensor → world)."""
@@ -31,8 +38,9 @@ def _synthetic(still_s: float = 3.0, turn_s: float = 2.0, rate_rad_s: float = 1.
     tau = np.clip(t - still_s, 0.0, None)
     # rate(τ) = r·(1 − cos(πτ/T))/2 for τ < T, then r (times the wobble); yaw is its exact integral.
     ramp = np.where(tau < ramp_s, (1 - np.cos(np.pi * tau / ramp_s)) / 2, 1.0)
-    ramp_integral = np.where(tau < ramp_s, (tau - ramp_s / np.pi * np.sin(np.pi * tau / ramp_s)) / 2,
-                             ramp_s / 2 + (tau - ramp_s))
+    ramp_integral = np.where(
+        tau < ramp_s, (tau - ramp_s / np.pi * np.sin(np.pi * tau / ramp_s)) / 2, ramp_s / 2 + (tau - ramp_s)
+    )
     rate = rate_rad_s * ramp
     yaw = rate_rad_s * ramp_integral
     if wobble_hz:
@@ -62,9 +70,19 @@ def _error_deg(quat: np.ndarray, truth: Rotation, rows: np.ndarray) -> np.ndarra
 
 
 def test_conformance() -> None:
-    params = {"filter": Madgwick(gain=0.01), "use_mag": False, "acc_gate_m_s2": None, "still": StillDetector(),
-              "still_period_s": None, "max_still_search_s": 8.0, "max_bridge_s": 0.2, "reinit_boost": 5.0,
-              "reinit_boost_s": 1.0, "device_orientation": "never", "smooth": False}
+    params = {
+        "filter": Madgwick(gain=0.01),
+        "use_mag": False,
+        "acc_gate_m_s2": None,
+        "still": StillDetector(),
+        "still_period_s": None,
+        "max_still_search_s": 8.0,
+        "max_bridge_s": 0.2,
+        "reinit_boost": 5.0,
+        "reinit_boost_s": 1.0,
+        "device_orientation": "never",
+        "smooth": False,
+    }
     fusion = OrientationFusion(**params)
     for name, value in params.items():
         assert getattr(fusion, name) is value
@@ -72,8 +90,14 @@ def test_conformance() -> None:
     assert fusion.estimate(kit) is fusion
     assert fusion.reset() is fusion
     assert fusion.update(kit) is fusion
-    for name in ("quat_wxyz_world_sensor_", "gyr_rad_s_", "gyr_bias_rad_s_", "still_period_s_", "reinit_times_s_",
-                 "verdicts_"):
+    for name in (
+        "quat_wxyz_world_sensor_",
+        "gyr_rad_s_",
+        "gyr_bias_rad_s_",
+        "still_period_s_",
+        "reinit_times_s_",
+        "verdicts_",
+    ):
         assert hasattr(fusion, name)
     with pytest.raises(ValueError, match="accepted"):
         OrientationFusion(filter="kalman").estimate(kit)
@@ -89,7 +113,7 @@ def test_still_period_bias_and_integration() -> None:
     q = fusion.quat_wxyz_world_sensor_[Site.SHANK_L]
     # No orientation before the first still window (80 % of a 1-s window must be valid).
     assert np.isnan(q[: int(0.8 * RATE_HZ) - 1]).all()
-    assert np.isfinite(q[int(RATE_HZ):]).all()
+    assert np.isfinite(q[int(RATE_HZ) :]).all()
     rows = np.flatnonzero(np.isfinite(q[:, 0]))
     assert _error_deg(q, truth, rows).max() < 0.2  # 2 rad of turning, tilt and heading kept
 

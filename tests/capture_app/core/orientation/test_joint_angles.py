@@ -86,8 +86,10 @@ def test_compound_rotations_follow_the_jcs_sequence() -> None:
 def test_agrees_with_the_virtual_patient_truth_on_random_poses() -> None:
     rng = np.random.default_rng(3)
     n = 200
-    rotations = {seg: Rotation.from_rotvec(rng.normal(0.0, 0.5, (n, 3))).as_matrix()
-                 for seg in ("pelvis", "thigh_l", "thigh_r", "shank_l", "shank_r", "foot_l", "foot_r")}
+    rotations = {
+        seg: Rotation.from_rotvec(rng.normal(0.0, 0.5, (n, 3))).as_matrix()
+        for seg in ("pelvis", "thigh_l", "thigh_r", "shank_l", "shank_r", "foot_l", "foot_r")
+    }
     ours, _ = joint_angles_deg({k: v for k, v in rotations.items() if not k.startswith("foot")})
     reference = sim_truth.joint_angles_deg(rotations)
     for name, values in ours.items():

@@ -81,8 +81,11 @@ def test_joint_centre_recovered() -> None:
             R.append(R[-1] * steps[k])
         R = Rotation.concatenate(R).as_matrix()
         # Specific force of a body-fixed point: Rᵀ(a_J − g) + ω̇ × o + ω × (ω × o), all in the body frame.
-        acc = np.einsum("nji,nj->ni", R, a_joint - [0.0, 0.0, -G_M_S2]) + np.cross(rate_dot, o) + np.cross(
-            rate, np.cross(rate, o))
+        acc = (
+            np.einsum("nji,nj->ni", R, a_joint - [0.0, 0.0, -G_M_S2])
+            + np.cross(rate_dot, o)
+            + np.cross(rate, np.cross(rate, o))
+        )
         signals.append((acc, rate, rate_dot))
     (a1, g1, d1), (a2, g2, d2) = signals
     fit = joint_centre(a1, g1, d1, a2, g2, d2, np.zeros(3), np.zeros(3))

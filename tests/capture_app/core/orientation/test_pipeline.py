@@ -34,8 +34,9 @@ def _with_lost_rows(kit: KitSignals, site: Site, start_s: float, end_s: float) -
 def test_conformance(healthy) -> None:
     kit, _ = healthy
     fusion, calibration = OrientationFusion(), SegmentCalibration()
-    pipeline = OrientationPipeline(fusion=fusion, calibration=calibration, live_calibration_walk_s=6.0,
-                                   live_buffer_s=20.0)
+    pipeline = OrientationPipeline(
+        fusion=fusion, calibration=calibration, live_calibration_walk_s=6.0, live_buffer_s=20.0
+    )
     assert pipeline.fusion is fusion
     assert pipeline.calibration is calibration
     assert pipeline.live_calibration_walk_s == 6.0
@@ -43,8 +44,15 @@ def test_conformance(healthy) -> None:
     assert pipeline.estimate(kit) is pipeline
     assert pipeline.reset() is pipeline
     assert pipeline.update(kit) is pipeline
-    for name in ("time_s_", "quat_wxyz_world_sensor_", "quat_wxyz_world_segment_", "angles_deg_", "calibration_",
-                 "calibrated_", "verdicts_"):
+    for name in (
+        "time_s_",
+        "quat_wxyz_world_sensor_",
+        "quat_wxyz_world_segment_",
+        "angles_deg_",
+        "calibration_",
+        "calibrated_",
+        "verdicts_",
+    ):
         assert hasattr(pipeline, name)
 
 
@@ -74,8 +82,16 @@ def test_live_form_gives_angles_after_a_few_strides(healthy) -> None:
         assert errors[name]["rmse_deg"] < 4.0, (name, errors[name])
     # Before the calibration the live form says why there are no angles.
     waiting = OrientationPipeline().reset()
-    waiting.update(KitSignals(kit.rate_hz, kit.time_s[:50], {s: SiteSignals(
-        v.sensor_id, v.valid[:50], v.acc_m_s2[:50], v.gyr_rad_s[:50]) for s, v in kit.sites.items()}))
+    waiting.update(
+        KitSignals(
+            kit.rate_hz,
+            kit.time_s[:50],
+            {
+                s: SiteSignals(v.sensor_id, v.valid[:50], v.acc_m_s2[:50], v.gyr_rad_s[:50])
+                for s, v in kit.sites.items()
+            },
+        )
+    )
     assert waiting.angles_deg_ == {}
     assert "calibration.waiting" in {v.code for v in waiting.verdicts_}
 
@@ -85,8 +101,16 @@ def test_live_buffer_is_bounded(healthy) -> None:
     pipeline = OrientationPipeline(live_calibration_walk_s=1e9, live_buffer_s=3.0).reset()  # never calibrates
     for start in range(0, kit.n_samples, 10):
         rows = slice(start, start + 10)
-        pipeline.update(KitSignals(kit.rate_hz, kit.time_s[rows], {s: SiteSignals(
-            v.sensor_id, v.valid[rows], v.acc_m_s2[rows], v.gyr_rad_s[rows]) for s, v in kit.sites.items()}))
+        pipeline.update(
+            KitSignals(
+                kit.rate_hz,
+                kit.time_s[rows],
+                {
+                    s: SiteSignals(v.sensor_id, v.valid[rows], v.acc_m_s2[rows], v.gyr_rad_s[rows])
+                    for s, v in kit.sites.items()
+                },
+            )
+        )
     buffered, _ = pipeline._ring.contents()
     assert buffered.n_samples == 300
     assert buffered.time_s[-1] == kit.time_s[-1]
@@ -148,15 +172,19 @@ def test_nan_rows_stay_nan_and_do_not_spread(healthy) -> None:
 def test_empty_and_tiny_recordings_do_not_crash(healthy) -> None:
     kit, _ = healthy
     for n in (0, 1, 5):
-        tiny = KitSignals(kit.rate_hz, kit.time_s[:n], {s: SiteSignals(
-            v.sensor_id, v.valid[:n], v.acc_m_s2[:n], v.gyr_rad_s[:n]) for s, v in kit.sites.items()})
+        tiny = KitSignals(
+            kit.rate_hz,
+            kit.time_s[:n],
+            {s: SiteSignals(v.sensor_id, v.valid[:n], v.acc_m_s2[:n], v.gyr_rad_s[:n]) for s, v in kit.sites.items()},
+        )
         pipeline = OrientationPipeline().estimate(tiny)
         assert pipeline.angles_deg_ == {}
         assert pipeline.verdicts_
 
 
-@pytest.mark.parametrize(("filter_name", "use_mag"), [("madgwick", False), ("ekf", False), ("mahony", True),
-                                                      ("madgwick", True)])
+@pytest.mark.parametrize(
+    ("filter_name", "use_mag"), [("madgwick", False), ("ekf", False), ("mahony", True), ("madgwick", True)]
+)
 def test_every_filter_and_the_magnetometer_work_end_to_end(healthy, filter_name: str, use_mag: bool) -> None:
     kit, truth = healthy
     pipeline = OrientationPipeline(fusion=OrientationFusion(filter=filter_name, use_mag=use_mag)).estimate(kit)

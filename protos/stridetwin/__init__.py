@@ -1,0 +1,1 @@
+"""Proto package ``stridetwin`` (generated code lives in versioned subpackages)."""
