@@ -13,6 +13,7 @@ SUITES: dict[str, str] = {
     "timing": "bench.capture_timing",
     "recording": "bench.recording",
     "sim": "bench.sim",
+    "ppo": "bench.ppo",
 }
 
 
