@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from stridetwin import __version__
 
 #: Command modules under stridetwin.commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("record", "importer", "inspect", "export", "recover", "bench")
+COMMAND_MODULES: tuple[str, ...] = ("record", "importer", "inspect", "export", "recover", "atlas", "bench")
 
 
 class CliError(Exception):
