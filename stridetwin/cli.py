@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from stridetwin import __version__
 
 #: Command modules under stridetwin.commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("record", "importer", "inspect", "export", "recover", "atlas", "bench")
+COMMAND_MODULES: tuple[str, ...] = ("demo", "record", "importer", "inspect", "export", "recover", "atlas", "bench")
 
 
 class CliError(Exception):
@@ -50,3 +50,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"stridetwin {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` or similar: not an error of ours
+        sys.stderr.close()
+        return 0

@@ -19,6 +19,7 @@ import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from sensor_drivers.sample import StreamItem
 from sensor_drivers.sites import Site
@@ -61,6 +62,10 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def stream(self) -> AsyncIterator[StreamItem]:
         """Samples and link events, in arrival order per sensor, until closed or exhausted."""
+
+    def clip_metadata(self) -> dict[str, Any]:
+        """What a recording made with this driver should carry in its metadata (after connecting); default none."""
+        return {}
 
     async def __aenter__(self) -> Driver:
         await self.connect()

@@ -273,15 +273,15 @@ def control_command(start: bool, mode: PayloadMode | int) -> bytes:
     return bytes((MEASUREMENT_TYPE, ACTION_START if start else ACTION_STOP, int(mode)))
 
 
-def output_rate_command(rate_hz: int) -> bytes:
-    """Device-control value that sets only the output rate (visit index bit 4)."""
+def output_rate_command(rate_hz: float) -> bytes:
+    """Device-control value that sets only the output rate (visit index bit 4). ``60.0`` is accepted as ``60``."""
     if rate_hz not in STREAMING_RATES_HZ:
         raise ValueError(
             f"Movella DOT cannot stream at {rate_hz!r} Hz; accepted: {', '.join(map(str, STREAMING_RATES_HZ))}"
         )
     value = bytearray(DEVICE_CONTROL_LEN)
     value[0] = VISIT_OUTPUT_RATE
-    struct.pack_into("<H", value, _OUTPUT_RATE_OFFSET, rate_hz)
+    struct.pack_into("<H", value, _OUTPUT_RATE_OFFSET, int(rate_hz))
     return bytes(value)
 
 

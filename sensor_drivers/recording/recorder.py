@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sensor_drivers.drivers.base import Driver
-from sensor_drivers.recording.clipfile import ClipWriter
+from sensor_drivers.recording.clipfile import ClipWriter, deep_merge
 from sensor_drivers.sample import ImuSample, LinkEvent
 
 #: How often the poller lets the writer flush old blocks and fsync, s.
@@ -55,11 +55,16 @@ async def record_driver(
     """
     path = Path(path)
     async with driver:
-        writer = ClipWriter(path, metadata=metadata, sensors=driver.sensors, **dict(writer_options or {}))
+        start = time.monotonic()
+        # The clip's clock: host monotonic seconds minus this origin (see docs/clip-format.md, "Clip clock").
+        # What the caller says wins over what the driver says (deep merge: a pseudonym keeps the driver's height).
+        clip_metadata = deep_merge(
+            deep_merge({"clock_origin_host_s": start}, driver.clip_metadata()), dict(metadata or {})
+        )
+        writer = ClipWriter(path, metadata=clip_metadata, sensors=driver.sensors, **dict(writer_options or {}))
         declared = {s.sensor_id: asdict(s) for s in driver.sensors}
         counts: dict[str, int] = {}
         n_events = 0
-        start = time.monotonic()
         stopped_by = "stream ended"
 
         async def consume() -> None:

@@ -9,6 +9,7 @@ import sys
 
 #: Benchmark suites by name → module under ``bench/``. Each module has ``run(quick: bool) -> dict``.
 SUITES: dict[str, str] = {
+    "capture": "bench.capture",
     "protocols": "bench.protocols",
     "timing": "bench.capture_timing",
     "recording": "bench.recording",

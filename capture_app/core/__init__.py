@@ -1,0 +1,1 @@
+"""The Qt-free core of the bedside app: everything from synchronised IMU samples to verdicts, angles and metrics."""
