@@ -34,7 +34,7 @@ def run(quick: bool = False) -> dict:
         args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=64, n_steps=8, n_minibatches=2)
         rounds = 1
     else:
-        args, rounds = ATLAS_PPO_ARGS, 3
+        args, rounds = ATLAS_PPO_ARGS, 8
     reference = sinusoidal_gait_reference(build_twin().model)
     envs = {n: make_env("walk", [reference], n_envs=args.n_envs, n_threads=n, seed=0) for n in (1, 2)}
     obs = {n: env.reset(seed=0)[0] for n, env in envs.items()}

@@ -1,17 +1,21 @@
 """The atlas's reference motions: the healthy motion library's typical walking cycles, as the twin's references.
 
 Each library clip is one gait cycle on the library body (1.75 m, the twin's default patient) stored with a closing
-frame; it becomes a cyclic :class:`~cloud_trainer.motion.reference.ReferenceMotion` on the given twin model (the
-closing frame dropped, velocities by central differences across the seam). Clips flagged ``atypical`` (stylised
-walks: stealthy, zombie) are left out, as the library's own queries leave them out.
+frame; :func:`cloud_trainer.motion.twin_adapter.to_reference_motion` makes it a cyclic
+:class:`~cloud_trainer.motion.reference.ReferenceMotion` on the given twin model. Clips flagged ``atypical``
+(stylised walks: stealthy, zombie) are left out, as the library's own queries leave them out.
 
-The root height is re-grounded on the twin's own feet: over the cycle, the lowest point of the sole capsules touches
-z = 0 (the library cleans contacts on its light kinematic chain, whose feet are not exactly the twin's capsules);
-a reference whose soles hover or sink would start every episode in the air or in the floor.
+The root height is then re-grounded on the twin's own feet: over the cycle, the lowest point of the sole capsules
+touches z = 0. The library cleans contacts on its light kinematic chain, whose contact points lie on the capsules'
+axes; the capsules' end spheres reach lower when the foot inverts or everts, so on the twin the shipped clips sink
+up to 2 cm into the floor in part of the cycle (and never float). Raised by that much, they float by up to 2 cm
+elsewhere instead: a drop of a few milliseconds at reference-state initialisation rather than a start inside the
+floor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -45,25 +49,24 @@ def atlas_references(model: mujoco.MjModel, path: Path | None = None) -> list[Re
     Raises:
         ReferenceMotionError: the library holds no typical clip, or a clip cannot be made a reference.
     """
+    from cloud_trainer.motion.errors import LibraryError
     from cloud_trainer.motion.library import HealthyMotionLibrary
+    from cloud_trainer.motion.twin_adapter import to_reference_motion
 
-    library = HealthyMotionLibrary.load(path or library_path())
+    try:
+        library = HealthyMotionLibrary.load(path or library_path())
+    except LibraryError as exc:
+        raise ReferenceMotionError(str(exc)) from None
     references = []
     for clip in library.clips:
         if clip.flags.get("atypical", False):
             continue
-        trajectory = clip.trajectory
-        qpos = np.hstack([trajectory.root_pos_m, trajectory.root_quat_wxyz, trajectory.joint_angles_rad])[:-1]
+        motion = to_reference_motion(clip.trajectory, model, name=clip.clip_id)
+        qpos = motion.qpos.copy()
         qpos[:, 2] -= lowest_sole_m(model, qpos).min()
         references.append(
-            ReferenceMotion.from_qpos(
-                model,
-                qpos,
-                clip.period_s / len(qpos),
-                cyclic=True,
-                joint_weights=np.asarray(trajectory.joint_weights, dtype=float),
-                name=clip.clip_id,
-                source=f"healthy motion library: {clip.source} ({clip.license})",
+            dataclasses.replace(
+                motion, qpos=qpos, source=f"healthy motion library: {clip.source} ({clip.license})"
             )
         )
     if not references:

@@ -115,7 +115,8 @@ def load_atlas(path: Path | None = None) -> AtlasPolicy:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged files raise many types (pickle, zip, EOF, runtime)
         raise AtlasWeightsError(
-            f"{path}: not a readable atlas weights file ({type(exc).__name__}: {exc}); expected a {ATLAS_FORMAT!r} "
+            f"{path}: not a readable atlas weights file ({type(exc).__name__}: {_first_line(exc)}); expected a "
+            f"{ATLAS_FORMAT!r} "
             "file written by `stridetwin atlas train`"
         ) from None
     if not isinstance(state, dict) or state.get("format") != ATLAS_FORMAT:
@@ -138,12 +139,18 @@ def load_atlas(path: Path | None = None) -> AtlasPolicy:
         policy = GaussianPolicy(OBSERVATION_WIDTH, ACTION_WIDTH, args)
         policy.load_state_dict(state["policy"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise AtlasWeightsError(f"{path}: damaged atlas weights ({type(exc).__name__}: {exc})") from None
+        raise AtlasWeightsError(f"{path}: damaged atlas weights ({type(exc).__name__}: {_first_line(exc)})") from None
     for name, tensor in policy.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise AtlasWeightsError(f"{path}: damaged atlas weights (non-finite values in {name})")
     policy.eval()
     return AtlasPolicy(policy=policy, ppo_args=args, manifest=meta, path=path, state=state)
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of an exception's message (torch's unpickling errors run to a page of advice)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _jsonable(value):

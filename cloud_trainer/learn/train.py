@@ -118,7 +118,8 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        first_line = (str(exc).strip().splitlines() or [""])[0]  # torch's unpickling errors run to a page
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first_line})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: expected a {CHECKPOINT_FORMAT!r} checkpoint, found {found!r}")

@@ -132,20 +132,21 @@ def test_goal_grid_keeps_walkable_stride_frequencies() -> None:
 
 def test_train_command_runs_resumes_and_exports(tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    args = ["atlas", "train", "--out", str(out), "--n-envs", "8", "--budget-samples", "150"]
+    args = ["atlas", "train", "--out", str(out), "--n-envs", "8", "--budget-samples", "64"]  # 8 × 4 steps per update
     assert main(args) == 0
-    assert "stopped (sample budget spent) after 1 updates, 192 samples" in capsys.readouterr().out
+    assert "stopped (sample budget spent) after 2 updates, 64 samples" in capsys.readouterr().out
     assert (out / CHECKPOINT_NAME).is_file()
     assert (out / WEIGHTS_NAME).is_file()
     assert main(args) == 2  # the directory holds a run: --resume or another directory
     assert "pass resume" in capsys.readouterr().err
-    assert main([*args[:-1], "400", "--resume"]) == 0
-    assert [r["update"] for r in read_log(out / LOG_NAME)] == [1, 2, 3]
+    assert main([*args[:-1], "128", "--resume"]) == 0
+    assert "after 4 updates, 128 samples" in capsys.readouterr().out
+    assert [r["update"] for r in read_log(out / LOG_NAME)] == [1, 2, 3, 4]
     exported = load_atlas(out / WEIGHTS_NAME)
-    assert exported.manifest["training"]["samples"] == 3 * 192
+    assert exported.manifest["training"]["samples"] == 128
     assert exported.manifest["data"]["library_sha256"]
     assert main(["atlas", "eval", "--weights", str(out / WEIGHTS_NAME), "--repeats", "1", "--duration-s", "0.3",
                  "--json"]) == 0  # fmt: skip
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == EVAL_SCHEMA
-    assert doc["training_samples"] == 3 * 192
+    assert doc["training_samples"] == 128
