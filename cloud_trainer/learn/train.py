@@ -354,3 +354,30 @@ def read_log(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def summarize_log(rows: list[dict], every_samples: int) -> list[dict]:
+    """A compact training log: one row per ``every_samples`` samples, each the mean of the window's rows (episode
+    returns and lengths weighted by the episodes that ended; counters and wall time at the window's end; peak memory
+    the maximum)."""
+    windows: dict[int, list[dict]] = {}
+    for row in rows:
+        windows.setdefault((int(row["samples"]) - 1) // every_samples, []).append(row)
+    summary = []
+    for _, window in sorted(windows.items()):
+        last = window[-1]
+        out = {"update": last["update"], "samples": last["samples"], "wall_s": last["wall_s"]}
+        episodes = np.array([r.get("episodes") or 0 for r in window], dtype=float)
+        for key in ("episode_return", "episode_length_steps"):
+            values = np.array([r.get(key) if r.get(key) is not None else np.nan for r in window], dtype=float)
+            known = np.isfinite(values) & (episodes > 0)
+            out[key] = float(np.average(values[known], weights=episodes[known])) if known.any() else None
+        keys = [k for k in last if k not in out and k not in ("episodes", "peak_rss_mb", "update", "samples", "wall_s")]
+        for key in keys:
+            values = [r[key] for r in window if isinstance(r.get(key), int | float)]
+            out[key] = float(np.mean(values)) if values else None
+        out["episodes"] = int(episodes.sum())
+        out["peak_rss_mb"] = max(r.get("peak_rss_mb") or 0.0 for r in window)
+        summary.append(out)
+    return summary
+

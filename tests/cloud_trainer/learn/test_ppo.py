@@ -20,6 +20,7 @@ from cloud_trainer.learn.train import (
     Trainer,
     load_checkpoint,
     read_log,
+    summarize_log,
 )
 from cloud_trainer.motion.synthetic import sinusoidal_gait_reference
 from cloud_trainer.twin.model import build_twin
@@ -151,3 +152,21 @@ def test_arguments_are_checked() -> None:
         PPOArgs(activation="swish")
     with pytest.raises(ValueError, match="budget_samples"):
         TrainArgs(out_dir="x", budget_samples=0)
+
+
+def test_log_summary_windows() -> None:
+    rows = [
+        {"update": 1, "samples": 100, "wall_s": 1.0, "episodes": 1, "episode_return": 2.0, "episode_length_steps": 10,
+         "step_reward": 0.5, "peak_rss_mb": 10.0},
+        {"update": 2, "samples": 200, "wall_s": 2.0, "episodes": 3, "episode_return": 6.0, "episode_length_steps": 30,
+         "step_reward": 0.7, "peak_rss_mb": 12.0},
+        {"update": 3, "samples": 300, "wall_s": 3.0, "episodes": 0, "episode_return": None,
+         "episode_length_steps": None, "step_reward": 0.9, "peak_rss_mb": 11.0},
+    ]  # fmt: skip
+    first, second = summarize_log(rows, every_samples=200)
+    assert (first["update"], first["samples"], first["wall_s"], first["episodes"]) == (2, 200, 2.0, 4)
+    assert first["episode_return"] == pytest.approx((2.0 + 3 * 6.0) / 4)  # weighted by episodes
+    assert first["step_reward"] == pytest.approx(0.6)
+    assert first["peak_rss_mb"] == 12.0
+    assert second["episode_return"] is None
+    assert second["step_reward"] == pytest.approx(0.9)
