@@ -1,4 +1,5 @@
-"""``stridetwin atlas train|eval``: train the Healthy Motion Atlas, and evaluate atlas weights over a grid of goals."""
+"""``stridetwin atlas train|eval|ship``: train the Healthy Motion Atlas, evaluate atlas weights over a grid of goals,
+and ship a run's weights into the project."""
 
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", action="store_true", help="print the stridetwin.atlas-eval/1 JSON document")
     evaluate.set_defaults(func=run_eval)
+
+    ship = actions.add_parser(
+        "ship",
+        help="copy a run's weights into the project with its log summary, evaluation and TRAINING.md",
+        description="Copy RUN/atlas.pt to cloud_trainer/atlas/weights/ (or --to) with train_log_summary.csv, eval.json "
+        "and TRAINING.md (command, data, samples, wall-clock time, evaluation beside the reference atlas).",
+    )
+    ship.add_argument("--run", type=Path, default=DEFAULT_RUN_DIR, help=f"run directory (default {DEFAULT_RUN_DIR})")
+    ship.add_argument("--to", type=Path, help="destination folder (default: the shipped weights' folder)")
+    ship.add_argument("--repeats", type=int, default=4, help="evaluation episodes per goal (default 4)")
+    ship.set_defaults(func=run_ship)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -116,6 +128,25 @@ def run_eval(args: argparse.Namespace) -> int:
         print()
     else:
         print(format_text(doc))
+    return 0
+
+
+def run_ship(args: argparse.Namespace) -> int:
+    from cloud_trainer.atlas.ship import ship_atlas
+    from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS
+    from cloud_trainer.errors import TrainerError
+    from stridetwin.cli import CliError
+
+    if args.repeats < 1:
+        raise CliError(f"--repeats must be ≥ 1, got {args.repeats}")
+    try:
+        doc = ship_atlas(args.run, args.to, eval_repeats=args.repeats)
+    except TrainerError as exc:
+        raise CliError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise CliError(f"{exc.filename}: no such file (is {args.run} a run directory?)") from None
+    print(f"shipped to {args.to or SHIPPED_WEIGHTS.parent}")
+    print(format_text(doc))
     return 0
 
 

@@ -150,3 +150,12 @@ def test_train_command_runs_resumes_and_exports(tmp_path, capsys) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == EVAL_SCHEMA
     assert doc["training_samples"] == 128
+
+    shipped = tmp_path / "shipped"
+    assert main(["atlas", "ship", "--run", str(out), "--to", str(shipped), "--repeats", "1"]) == 0
+    assert load_atlas(shipped / WEIGHTS_NAME).manifest["training"]["samples"] == 128
+    assert json.loads((shipped / "eval.json").read_text())["schema"] == EVAL_SCHEMA
+    notes = (shipped / "TRAINING.md").read_text()
+    assert "128 samples in 4 updates" in notes
+    assert "| mean single-axis joint-angle error, deg |" in notes
+    assert (shipped / "train_log_summary.csv").read_text().startswith("update,samples,wall_s")
