@@ -29,9 +29,9 @@ SPLITS = ((2, 1), (2, 2), (1, 1), (1, 2))
 
 
 def run(quick: bool = False) -> dict:
-    """Measure; ``quick`` uses 64 environments × 8 steps and one iteration per split (rough figures)."""
+    """Measure; ``quick`` uses 64 environments × 4 steps and one iteration per split (rough figures)."""
     if quick:
-        args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=64, n_steps=8, n_minibatches=2)
+        args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=64, n_steps=4)
         rounds = 1
     else:
         args, rounds = ATLAS_PPO_ARGS, 8
