@@ -17,10 +17,11 @@ import time
 
 import torch
 
+from bench.memory import peak_rss_mb
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS
 from cloud_trainer.envs.registry import make_env
 from cloud_trainer.learn.ppo import PPO
-from cloud_trainer.learn.train import collect_rollout, peak_rss_mb
+from cloud_trainer.learn.train import collect_rollout
 from cloud_trainer.motion.synthetic import sinusoidal_gait_reference
 from cloud_trainer.twin.model import build_twin
 

@@ -17,13 +17,13 @@ N_SENSORS = 5
 RATE_HZ = 200.0
 #: Python to run in a fresh process: write MINUTES of synthetic 5 × 200 Hz samples, print peak RSS and figures.
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from bench.memory import peak_rss_mb
 from bench.recording import write_synthetic
 t0 = time.perf_counter()
 n = write_synthetic(sys.argv[1], float(sys.argv[2]))
 wall = time.perf_counter() - t0
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"n_samples": n, "wall_s": wall, "peak_rss_mb": peak_kb / 1024}))
+print(json.dumps({"n_samples": n, "wall_s": wall, "peak_rss_mb": peak_rss_mb()}))
 """
 
 

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from stridetwin import __version__
 
 #: Command modules under stridetwin.commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "record", "importer", "inspect", "export", "recover", "atlas", "bench")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo", "record", "importer", "inspect", "analyze", "export", "recover", "atlas", "bench"
+)
 
 
 class CliError(Exception):

@@ -34,27 +34,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+# Re-exported: the motion package speaks of joints by these names.
+from cloud_trainer.twin.constants import JOINT_NAMES as JOINT_NAMES
+from cloud_trainer.twin.constants import N_JOINTS as N_JOINTS
+
 FloatArray = NDArray[np.float64]
 
-#: The fifteen hinge joints after the free root, in the model's qpos order.
-JOINT_NAMES: tuple[str, ...] = (
-    "lumbar_extension",
-    "lumbar_bending",
-    "lumbar_rotation",
-    "hip_flexion_r",
-    "hip_adduction_r",
-    "hip_rotation_r",
-    "knee_flexion_r",
-    "ankle_dorsiflexion_r",
-    "ankle_inversion_r",
-    "hip_flexion_l",
-    "hip_adduction_l",
-    "hip_rotation_l",
-    "knee_flexion_l",
-    "ankle_dorsiflexion_l",
-    "ankle_inversion_l",
-)
-N_JOINTS = len(JOINT_NAMES)
+# The fifteen hinge joints after the free root, in the model's qpos order: one definition, the twin's.
 JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 #: Sides, as they end joint names.

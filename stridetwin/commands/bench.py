@@ -15,6 +15,10 @@ SUITES: dict[str, str] = {
     "recording": "bench.recording",
     "sim": "bench.sim",
     "ppo": "bench.ppo",
+    "accuracy-gait": "bench.accuracy_gait",
+    "analysis": "bench.analysis",
+    "accuracy-angles": "bench.accuracy_angles",
+    "accuracy-placement": "bench.accuracy_placement",
 }
 
 
