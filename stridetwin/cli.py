@@ -16,7 +16,6 @@ from stridetwin import __version__
 
 #: Command modules under stridetwin.commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-COMMAND_MODULES: tuple[str, ...] = (
     "demo", "record", "importer", "inspect", "analyze", "export", "recover", "atlas", "trainer", "bench",
 )  # fmt: skip
 
