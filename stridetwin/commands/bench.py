@@ -14,6 +14,7 @@ SUITES: dict[str, str] = {
     "timing": "bench.capture_timing",
     "recording": "bench.recording",
     "sim": "bench.sim",
+    "ppo": "bench.ppo",
     "accuracy-gait": "bench.accuracy_gait",
     "analysis": "bench.analysis",
     "accuracy-angles": "bench.accuracy_angles",

@@ -35,7 +35,7 @@ Thresholds and the figures behind them: ``docs/sensor-placement.md``.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,6 +112,8 @@ class IdentificationThresholds:
     start_window_s: tuple[float, float] = (3.0, 6.0)
     #: … the pelvis must be still over the first part (s, °/s) …
     start_still_s: float = 0.2
+    #: … and the walk's onset is where the specific force leaves its standing value by this much (0.1 s mean), m/s².
+    start_onset_m_s2: float = 0.3
     start_still_dps: float = 10.0
     #: … and move at least this fast on average, m/s.
     start_min_speed_m_s: float = 0.05
@@ -142,6 +144,8 @@ class StillReference:
     acc_m_s2: dict[Site, FloatArray] = field(default_factory=dict)
     #: Gyroscope bias, rad/s.
     gyr_bias_rad_s: dict[Site, FloatArray] = field(default_factory=dict)
+    #: When the still period ended (clip clock, s): the walk starts from rest there.
+    end_s: float | None = None
 
 
 @dataclass
@@ -217,6 +221,8 @@ class SensorIdentification:
         self.evidence_: dict[str, object] = {}
         self._rate_hz = kit.rate_hz
         self._still = still
+        self._kit = kit
+        self._walk_start_s = walking_interval_s[0]
         self._hinges: dict[tuple[str, str], tuple[FloatArray, FloatArray, float]] = {}
 
         motions = self._motions(kit, walking_interval_s, up_sensor, limits)
@@ -520,7 +526,8 @@ class SensorIdentification:
         reference = self._still.acc_m_s2.get(m.label)
         bias = self._still.gyr_bias_rad_s.get(m.label, np.zeros(3))
         if reference is not None:
-            start = _pelvis_forward_from_start(m, reference, bias, self._rate_hz, duration, limits)
+            start = _pelvis_forward_from_start(self._from_rest(m, limits), reference, bias, self._rate_hz, duration,
+                                               limits)
             if start is not None:
                 forward, speed = start
                 self.evidence_["pelvis_heading_source"] = "first steps"
@@ -530,6 +537,43 @@ class SensorIdentification:
         self.evidence_["pelvis_heading_source"] = "pendulum"
         self.evidence_["pelvis_heading_strength"] = round(strength, 3)
         return forward, strength >= limits.pelvis_heading_min_strength
+
+    def _from_rest(self, m: _Motion, limits: IdentificationThresholds) -> _Motion:
+        """The pelvis signals from just before the movement onset that follows the still period.
+
+        A walking window may begin after the first movement; a slow (e.g. hemiparetic) pelvis already translates
+        there while barely rotating, and integrating velocity from such a start gives a wrong heading. The onset is
+        the first time after the still period that the pelvis rotates (``start_still_dps``) or its specific force
+        leaves the standing value by more than ``start_onset_m_s2``; the integration window of fixed length starts
+        ``start_still_s`` before it, so accelerometer drift stays as small as for a window that starts at rest.
+        """
+        still_end_s = self._still.end_s
+        reference = self._still.acc_m_s2.get(m.label)
+        signals = self._kit.sites.get(m.label)
+        if still_end_s is None or reference is None or signals is None or still_end_s > self._walk_start_s:
+            return m
+        bias = self._still.gyr_bias_rad_s.get(m.label, np.zeros(3))
+        rows = (self._kit.time_s >= still_end_s - limits.start_still_s) & (self._kit.time_s < self._walk_start_s)
+        ok = signals.valid[rows]
+        if not ok.any():
+            return m
+        omega = filled(np.where(ok[:, None], angular_velocity_rad_s(signals, self._rate_hz)[rows], np.nan))
+        acc = filled(np.where(ok[:, None], signals.acc_m_s2[rows], np.nan))
+        omega_all = np.vstack([omega, m.omega])
+        acc_all = np.vstack([acc, m.acc])
+        smooth = max(1, round(0.1 * self._rate_hz))
+        kernel = np.ones(smooth) / smooth
+        turning = np.degrees(np.linalg.norm(omega_all - bias, axis=1))
+        pushing = np.linalg.norm(acc_all - reference, axis=1)
+        moving = (np.convolve(turning, kernel, "same") > limits.start_still_dps) | (
+            np.convolve(pushing, kernel, "same") > limits.start_onset_m_s2
+        )
+        lead = round(limits.start_still_s * self._rate_hz)
+        onsets = np.flatnonzero(moving[lead:])
+        if not onsets.size:
+            return m
+        first = int(onsets[0])  # = onset row - lead: the window starts start_still_s before the onset
+        return replace(m, omega=omega_all[first:], acc=acc_all[first:])
 
     def _report_rotations(self, by_site: dict[Site, _Motion], expected: dict[Site, FloatArray],
                           limits: IdentificationThresholds, loose: set[Site]) -> None:
@@ -745,7 +789,12 @@ def _pelvis_forward_from_start(m: _Motion, still_acc_m_s2: FloatArray, gyr_bias_
     n = min(m.omega.shape[0], int(duration_s * rate_hz))
     omega = m.omega[:n] - gyr_bias_rad_s
     onset = int(limits.start_still_s * rate_hz)
-    if n < 2 * onset or np.degrees(np.max(np.linalg.norm(omega[:onset], axis=1))) > limits.start_still_dps:
+    if n < 2 * onset:
+        return None
+    # At rest means neither turning nor pushing: a slow pelvis can translate while hardly rotating.
+    turning_dps = np.degrees(np.max(np.linalg.norm(omega[:onset], axis=1)))
+    pushing_m_s2 = np.linalg.norm(np.mean(m.acc[:onset], axis=0) - still_acc_m_s2)
+    if turning_dps > limits.start_still_dps or pushing_m_s2 > limits.start_onset_m_s2:
         return None
     steps = Rotation.from_rotvec(omega / rate_hz)
     rotations = [Rotation.identity()]

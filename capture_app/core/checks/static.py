@@ -198,6 +198,7 @@ class StaticCheck:
             up_sensor=dict(self.up_sensor_),
             acc_m_s2={site: s.acc_mean_m_s2 for site, s in self.stats_.items()},
             gyr_bias_rad_s=dict(self.gyr_bias_rad_s_),
+            end_s=end_s,
         )
         return self
 

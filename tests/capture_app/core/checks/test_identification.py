@@ -157,3 +157,14 @@ def test_sensor_without_angular_velocity_is_named(walk_factory) -> None:
     found = [(v.code, v.subject) for v in ident.verdicts_ if v.level is not Level.OK]
     assert ("placement.identification.no_gyroscope", "thigh_r") in found
     assert ("placement.identification.partial", "kit") in found
+
+
+@pytest.mark.parametrize("late_s", [0.0, 1.0, 2.0])
+def test_pelvis_heading_comes_from_rest_even_when_the_window_starts_late(walk_factory, late_s: float) -> None:
+    """A walking window may start after the first movement: the slow hemiparetic pelvis then already moves while
+    barely rotating. The first-steps heading must still be integrated from the end of the still period."""
+    walk = walk_factory("hemiparetic", seed="3")
+    start_s, end_s = walk.walking_s
+    check = PlacementCheck().check(walk.kit, walk.still_s, (start_s + late_s, end_s))
+    assert check.identification_.evidence_["pelvis_heading_source"] == "first steps"
+    assert not [v for v in check.verdicts_ if v.code == "placement.rotated"], check.verdicts_

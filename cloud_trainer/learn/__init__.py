@@ -1,0 +1,1 @@
+"""Reinforcement learning: PPO and its training loop."""
