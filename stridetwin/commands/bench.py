@@ -20,6 +20,7 @@ SUITES: dict[str, str] = {
     "accuracy-angles": "bench.accuracy_angles",
     "accuracy-placement": "bench.accuracy_placement",
     "service": "bench.service",
+    "link": "bench.link",
 }
 
 

@@ -104,8 +104,10 @@ def test_demo_runs_a_live_session_end_to_end(walk: Path, tmp_path: Path, capsys:
     text = capsys.readouterr().out
     assert "note: The recording of VIRTUAL-HEMIPARETIC-31" in text
     assert "was interrupted" in text
-    for marker in ("[1/3]", "sensors connected → placement check", "walking → stopped", "stopped → review",
-                   "[2/3]", "[3/3]", "overall:", "check against the simulation's truth"):
+    for marker in ("[1/5]", "sensors connected → placement check", "walking → stopped", "stopped → review",
+                   "[2/5]", "[3/5]", "overall:", "check against the simulation's truth", "[4/5]",
+                   "upload confirmed", "[5/5]"):
         assert marker in text, marker
-    (clip,) = [p for p in out.glob("*VIRTUAL-HEALTHY-0.stclip")]
+    (clip,) = [p for p in out.glob("*-P-*.stclip")]  # named after the patient's pseudonym from the patient list
+    assert "Erika" not in clip.read_bytes().decode("latin-1")
     assert (out / (clip.stem + ".truth.npz")).exists()
