@@ -3,9 +3,9 @@ gRPC status codes into :mod:`~capture_app.link.errors`. Nothing here retries or 
 library do.
 
 Which status codes are worth retrying: UNAVAILABLE (no connection), DEADLINE_EXCEEDED, ABORTED (the trainer is still
-closing a previous stream of the same upload), RESOURCE_EXHAUSTED (rate limits: the app checks the size limits before
-sending, so what remains is "too much right now"), CANCELLED, UNKNOWN and INTERNAL (a broken stream or a trainer bug
-that a restart may fix). Everything else is a refusal that a retry would only repeat.
+closing a previous stream of the same upload), RESOURCE_EXHAUSTED (rate and concurrency limits: "too much right now";
+a clip over the size or sample limit is INVALID_ARGUMENT), CANCELLED, UNKNOWN and INTERNAL (a broken stream or a
+trainer bug that a restart may fix). Everything else is a refusal that a retry would only repeat.
 """
 
 from __future__ import annotations

@@ -228,11 +228,11 @@ class OutboxSender:
         if size > facts.max_clip_bytes:
             raise TrainerRefusedError(
                 f"{path.name} is {size / 2**20:.1f} MiB; the trainer accepts clips up to "
-                f"{facts.max_clip_bytes / 2**20:.0f} MiB", "RESOURCE_EXHAUSTED")  # fmt: skip
+                f"{facts.max_clip_bytes / 2**20:.0f} MiB", "INVALID_ARGUMENT")  # fmt: skip
         if facts.max_clip_samples and entry.n_samples > facts.max_clip_samples:
             raise TrainerRefusedError(
                 f"{path.name} holds {entry.n_samples} samples; the trainer processes at most "
-                f"{facts.max_clip_samples}; split the recording", "RESOURCE_EXHAUSTED")  # fmt: skip
+                f"{facts.max_clip_samples}; split the recording", "INVALID_ARGUMENT")  # fmt: skip
         state = client.upload_state(entry.sha256)
         if state.state == "complete" and state.clip is not None:
             self._uploaded(entry, state.clip.clip_id, report, deduplicated=True)
