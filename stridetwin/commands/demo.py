@@ -155,7 +155,11 @@ def run(args: argparse.Namespace) -> int:
     truth = _truth(clip_path)
     if truth is not None:
         print("")
-        print(format_truth_check(analysis.to_json(), truth))
+        from sensor_drivers.recording.clipfile import read_clip
+        from sensor_drivers.sim.clip_export import truth_to_clip_offset_s
+
+        offset_s = truth_to_clip_offset_s(read_clip(clip_path).metadata)
+        print(format_truth_check(analysis.to_json(), truth, offset_s))
 
     print("", flush=True)
     print("[4/5] the clip through the outbox to a trainer on loopback (de-identification check, resumable upload, "
@@ -203,9 +207,9 @@ def _truth(clip_path: Path) -> Any | None:
     return GroundTruth.load(path) if path.exists() else None
 
 
-def format_truth_check(doc: dict[str, Any], truth: Any) -> str:
-    """The analysis against the virtual patient's ground truth (speed, strides, cadence): a check of the software on
-    simulated data, not a clinical figure."""
+def format_truth_check(doc: dict[str, Any], truth: Any, truth_to_clip_s: float = 0.0) -> str:
+    """The analysis against the virtual patient's ground truth (speed, strides, cadence, contact timing): a check of
+    the software on simulated data, not a clinical figure. ``truth_to_clip_s`` maps truth times onto the clip clock."""
     speed = doc["metrics"].get("gait_speed_m_s")
     cadence = doc["metrics"].get("cadence_steps_min")
     strides = doc["strides"]
@@ -225,4 +229,24 @@ def format_truth_check(doc: dict[str, Any], truth: Any) -> str:
         f"{len(strides) - len(truth.strides):+9d}",
         f"      {'strides (steady)':22s} {sum(1 for s in strides if s['steady']):9d} {true_steady:9d}",
     ]
+    errors_ms = _contact_errors_ms(strides, truth, truth_to_clip_s)
+    if errors_ms:
+        lines.append(
+            f"      {'initial contacts':22s} {len(errors_ms):9d} matched to the truth within 0.3 s, "
+            f"mean |error| {sum(abs(e) for e in errors_ms) / len(errors_ms):.0f} ms"
+        )
     return "\n".join(lines)
+
+
+def _contact_errors_ms(strides: list[dict[str, Any]], truth: Any, truth_to_clip_s: float) -> list[float]:
+    """Signed error of each detected initial contact against the nearest true one of the same side (clip clock)."""
+    true_ics = {side: [s.ic_s + truth_to_clip_s for s in truth.strides if s.side == side] for side in ("left", "right")}
+    out = []
+    for stride in strides:
+        candidates = true_ics.get(stride["side"], [])
+        if stride.get("ic_s") is None or not candidates:
+            continue
+        nearest = min(candidates, key=lambda t: abs(t - stride["ic_s"]))
+        if abs(nearest - stride["ic_s"]) <= 0.3:
+            out.append(1000.0 * (stride["ic_s"] - nearest))
+    return out

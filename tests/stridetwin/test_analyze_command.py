@@ -83,8 +83,13 @@ def test_demo_summary_and_truth_check(walk: Path) -> None:
     assert "knee_flexion_r_deg" in summary
     truth = _truth(walk)
     assert truth is not None
-    check = format_truth_check(doc, truth)
+    from sensor_drivers.sim.clip_export import truth_to_clip_offset_s
+
+    check = format_truth_check(doc, truth, truth_to_clip_offset_s(read_clip(walk).metadata))
     assert "check against the simulation's truth" in check
+    contacts = next(line for line in check.splitlines() if "initial contacts" in line)
+    assert int(contacts.split()[2]) >= len([s for s in truth.strides if s.steady])  # every steady contact matched
+    assert float(contacts.split("mean |error|")[1].split()[0]) <= 20.0  # the event timing target, ms
     speed_line = next(line for line in check.splitlines() if "gait speed" in line)
     found, true, error = speed_line.split()[-4], speed_line.split()[-3], speed_line.split()[-2]
     assert float(true) == pytest.approx(truth.steady_speed_m_s, abs=1e-3)
