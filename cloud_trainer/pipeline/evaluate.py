@@ -115,7 +115,8 @@ def course_description(terrain_name: str) -> dict:
     terrain = get_terrain(terrain_name)
     out = {"kind": terrain.kind, "rise_m": terrain.rise_m}
     if terrain.rise_m == 0.0:
-        out.update(text="level ground" if terrain.kind == "flat" else "flat (the curriculum's first level)")
+        flat = {"flat": "level ground", "slope": "flat, no ramp", "stairs": "flat, no steps"}
+        out.update(text=flat[terrain.kind])
     elif terrain.kind == "slope":
         grade = terrain.rise_m / RAMP_LENGTH_M
         ratio = f"1:{1 / grade:.0f}" if grade > 0 else "flat"

@@ -191,7 +191,7 @@ def course_location(terrain_name: str, x_m: float) -> str:
 
 
 def falls_summary(terrain_name: str, xs_m: list[float]) -> str:
-    """Where falls happened, grouped ("3 on the ramp (2.8-8.4 m in), 1 on the landing"); empty without falls."""
+    """Where falls happened, grouped ("3 on the ramp 2.8-8.4 m in, 1 on the landing"); empty without falls."""
     groups: dict[str, list[float]] = {}
     for x in xs_m:
         zone, value = _course_zone(terrain_name, x)
@@ -210,7 +210,7 @@ def falls_summary(terrain_name: str, xs_m: list[float]) -> str:
         elif zone == "landing":
             where = "on the landing"
         elif kind == "slope":
-            where = f"on the ramp ({lo:.1f} m in)" if len(values) == 1 else f"on the ramp ({lo:.1f}-{hi:.1f} m in)"
+            where = f"on the ramp {lo:.1f} m in" if len(values) == 1 else f"on the ramp {lo:.1f}-{hi:.1f} m in"
         else:
             where = f"over step {lo:.0f}" if lo == hi else f"over steps {lo:.0f}-{hi:.0f}"
         parts.append(f"{len(values)} {where}")

@@ -165,7 +165,8 @@ def highlights(level: Mapping, baseline: Mapping | None, rules: Mapping[str, Thr
     if "not_reached" in rules and stopped >= rules["not_reached"].value:
         add("not_reached", level["reached"]["n"], n, f"{stopped} of {n} predicted walks did not reach the top in time")
     ratio = level["compensation"]["swing_time_ratio"]
-    if "asymmetry" in rules and ratio is not None and ratio > rules["asymmetry"].value:
+    # judged as shown (two decimals): a ratio printed 1.06 is not above 1.06
+    if "asymmetry" in rules and ratio is not None and round(ratio, 2) > rules["asymmetry"].value:
         before = baseline["compensation"]["swing_time_ratio"] if baseline else None
         text = f"swing time ratio {ratio:.2f}" + (f" (level ground {before:.2f})" if before is not None else "")
         add("asymmetry", ratio, before, text)

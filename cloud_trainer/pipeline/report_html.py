@@ -69,7 +69,7 @@ def _glance(report: Mapping) -> str:
             lv = levels[s["highest_level_all_reached"]]
             parts.append(
                 f"every predicted walk reached the top up to level {s['highest_level_all_reached']} "
-                f"[{lv['course']['text']}]"
+                f"({lv['course']['text']})"
             )
         else:
             parts.append("no level was reached by every predicted walk")

@@ -221,14 +221,17 @@ class RolloutRecord:
 class _ScriptedUniform:
     """Stands in for the environment's random generator during a reset: ``uniform(low, high, n)`` returns
     ``low + fraction · (high − low)`` with one fixed fraction per simulation being reset (the start phase; the start
-    position's range is a single point in evaluation). The base class draws nothing else in ``_reset_envs`` once
-    ``_sample_goals`` is overridden."""
+    position's range is a single point in evaluation). Any other draw goes to the real generator."""
 
-    def __init__(self, fractions: np.ndarray) -> None:
+    def __init__(self, fractions: np.ndarray, generator: np.random.Generator) -> None:
         self._fractions = fractions
+        self._generator = generator
 
     def uniform(self, low, high, size=None):
         return low + self._fractions * (high - low)
+
+    def __getattr__(self, name: str):
+        return getattr(self._generator, name)
 
 
 class _EvalEnvMixin:
@@ -256,7 +259,7 @@ class _EvalEnvMixin:
 
     def _reset_envs(self, ids: np.ndarray) -> None:
         real = self._np_random
-        self._np_random = _ScriptedUniform(self._start_phases[ids])
+        self._np_random = _ScriptedUniform(self._start_phases[ids], real)
         try:
             super()._reset_envs(ids)
         finally:
