@@ -301,7 +301,10 @@ def video_caption(document: Mapping) -> tuple[str, tuple[str, ...]]:
     push = document.get("push_robustness")
     if push:
         fwd, lat = push.get("forward_n"), push.get("lateral_n")
-        lines.append(f"push survived {_n(fwd)} N fwd / {_n(lat)} N side")
+        if fwd is None and lat is None:
+            lines.append("push test: fell before the push point")
+        else:
+            lines.append(f"push survived {_n(fwd)} N fwd / {_n(lat)} N side")
     return title, tuple(lines)
 
 
