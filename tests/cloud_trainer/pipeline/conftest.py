@@ -7,7 +7,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from cloud_trainer.atlas.references import library_path, lowest_sole_m
 from cloud_trainer.atlas.weights import load_atlas
@@ -15,11 +14,6 @@ from cloud_trainer.motion.library import HealthyMotionLibrary
 from cloud_trainer.motion.synthetic import standing_reference
 from cloud_trainer.motion.twin_adapter import to_reference_motion
 from cloud_trainer.twin.model import build_twin
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
