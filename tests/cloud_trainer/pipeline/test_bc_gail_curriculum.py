@@ -3,6 +3,8 @@ discriminator that learns to separate, the promotion rule and the stair cue's sw
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -42,7 +44,7 @@ def test_bc_weight_decays_linearly_from_0_2_to_0() -> None:
     assert bc_weight(5000, 1000) == 0.0
     assert bc_weight(10, 0) == 0.0
     weights = [bc_weight(s, 1000) for s in range(0, 1200, 100)]
-    assert all(a >= b for a, b in zip(weights, weights[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(weights))
 
 
 def linear_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,8 +110,10 @@ def test_discriminator_learns_to_separate_and_rewards_patient_like_pairs() -> No
     before = d.update(policy)
     for _ in range(6):
         stats = d.update(policy)
-    assert stats["accuracy"] > 0.95 and stats["accuracy"] >= before["accuracy"]
-    assert stats["d_expert"] > 0.65 and stats["d_policy"] < 0.35  # the gradient penalty keeps D from saturating
+    assert stats["accuracy"] > 0.95
+    assert stats["accuracy"] >= before["accuracy"]
+    assert stats["d_expert"] > 0.65  # the gradient penalty keeps D from saturating
+    assert stats["d_policy"] < 0.35
     r_expert, r_policy = d.intrinsic_reward(expert[:500]), d.intrinsic_reward(policy[:500])
     assert r_expert.mean() > r_policy.mean() + 1.0
     assert float(r_expert.max()) <= MAX_INTRINSIC_REWARD
@@ -135,8 +139,10 @@ def test_promotion_needs_enough_episodes_and_90_percent_of_the_flat_return() -> 
     c = Curriculum(reference_return=100.0, min_episodes=10, window_episodes=5)
     assert c.observe([95.0] * 9, samples=900, wall_s=9.0) == ""  # good returns, too few episodes
     assert c.observe([95.0], samples=1000, wall_s=10.0) == "promoted"
-    assert c.level == 2 and c.levels_mastered == 1
-    assert c.records[0].samples_mastered == 1000 and c.records[0].wall_mastered_s == 10.0
+    assert c.level == 2
+    assert c.levels_mastered == 1
+    assert c.records[0].samples_mastered == 1000
+    assert c.records[0].wall_mastered_s == 10.0
     assert c.observe([80.0] * 20, samples=3000, wall_s=30.0) == ""  # below 90 %
     assert c.observe([89.9] * 20, samples=4000, wall_s=40.0) == ""
     assert c.observe([91.0] * 5, samples=4500, wall_s=45.0) == "promoted"  # the window: last 5 episodes
@@ -147,17 +153,21 @@ def test_the_last_level_completes_the_curriculum() -> None:
     c = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=1)
     events = [c.observe([10.0], samples=i, wall_s=i) for i in range(1, 7)]
     assert events == ["promoted", "promoted", "promoted", "promoted", "complete", ""]
-    assert c.complete and c.levels_mastered == 5
+    assert c.complete
+    assert c.levels_mastered == 5
 
 
 def test_the_stair_cue_is_switched_off_before_a_level_counts_as_mastered() -> None:
     c = Curriculum(reference_return=100.0, min_episodes=2, window_episodes=2, guidance=True)
     assert c.cue_on
     assert c.observe([95.0, 95.0], samples=100, wall_s=1.0) == "cue_off"
-    assert not c.cue_on and c.levels_mastered == 0 and c.records[0].cue_off_samples == 100
+    assert not c.cue_on
+    assert c.levels_mastered == 0
+    assert c.records[0].cue_off_samples == 100
     assert c.observe([95.0], samples=150, wall_s=1.5) == ""  # the window starts again without the cue
     assert c.observe([95.0], samples=200, wall_s=2.0) == "promoted"
-    assert c.cue_on and c.level == 2
+    assert c.cue_on
+    assert c.level == 2
 
 
 def test_curriculum_state_round_trips() -> None:

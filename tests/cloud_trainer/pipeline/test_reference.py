@@ -136,7 +136,7 @@ def test_nans_throughout_the_walk_are_refused(patient_clip: Path, tmp_path: Path
 def test_a_file_that_is_not_a_clip_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.stclip"
     bad.write_bytes(b"not a clip at all")
-    with pytest.raises(PatientDataError, match="bad.stclip"):
+    with pytest.raises(PatientDataError, match=r"bad\.stclip"):
         PatientReferenceBuilder().build(bad)
     with pytest.raises(PatientDataError, match="no such file"):
         PatientReferenceBuilder().build(tmp_path / "missing.stclip")
