@@ -26,7 +26,7 @@ from cloud_trainer.pipeline.reference import (
 )
 from sensor_drivers.recording.clipfile import ClipWriter, read_clip
 
-from .conftest import analysed_clip
+from .clips import analysed_clip
 
 SEGMENTS = ("pelvis", "thigh_r", "thigh_l", "shank_r", "shank_l")
 
@@ -75,6 +75,16 @@ def test_signs_follow_the_clinical_conventions() -> None:
     shank_axis = pose.rotations["shank_l"][0] @ np.array([0.0, 0.0, -1.0])
     assert thigh_axis[0] > 0.4  # knee ahead of the hip
     assert shank_axis[0] < -0.5  # ankle behind the knee
+
+
+@pytest.fixture(scope="module")
+def patient_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return analysed_clip(tmp_path_factory.mktemp("patient"), "hemiparetic")
+
+
+@pytest.fixture(scope="module")
+def raw_patient_clip(patient_clip: Path) -> Path:
+    return patient_clip.with_name("hemiparetic.raw.stclip")
 
 
 @pytest.fixture(scope="module")

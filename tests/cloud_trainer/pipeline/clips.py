@@ -1,11 +1,10 @@
 """Virtual-patient clips for the pipeline tests: a hemiparetic walk analysed by the capture core (as the bedside app
-leaves it), the same walk raw (no analysis sections), and a walk too short for a reference."""
+leaves it) and the same walk raw (no analysis sections). Test modules make the
+fixtures they need from these helpers."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from sensor_drivers.recording.clipfile import read_clip
 from sensor_drivers.sim import VirtualPatient, from_source_options
@@ -29,13 +28,3 @@ def analysed_clip(folder: Path, name: str, **options: str) -> Path:
     path = folder / f"{name}.stclip"
     write_analysed_copy(read_clip(raw), path)
     return path
-
-
-@pytest.fixture(scope="session")
-def patient_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return analysed_clip(tmp_path_factory.mktemp("patient"), "hemiparetic")
-
-
-@pytest.fixture(scope="session")
-def raw_patient_clip(patient_clip: Path) -> Path:
-    return patient_clip.with_name("hemiparetic.raw.stclip")
