@@ -16,7 +16,8 @@ from stridetwin import __version__
 
 #: Command modules under stridetwin.commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "demo", "record", "importer", "inspect", "analyze", "export", "recover", "atlas", "train", "trainer", "bench",
+    "demo", "record", "importer", "inspect", "analyze", "export", "recover", "upload", "jobs", "results", "atlas",
+    "train", "trainer", "bench",
 )  # fmt: skip
 
 

@@ -37,13 +37,15 @@ _log = logging.getLogger(__name__)
 
 API_VERSION = "stridetwin.v1"
 
-#: Domain error → gRPC status code. Order matters only for subclasses (none overlap).
+#: Domain error → gRPC status code. Order matters only for subclasses (none overlap). A clip over the size or sample
+#: limit is INVALID_ARGUMENT (sending it again will not help), kept apart from RESOURCE_EXHAUSTED, which means "too
+#: much right now" (rate and concurrency limits) and is worth retrying after a backoff.
 STATUS_OF: dict[type[errors.ServiceError], grpc.StatusCode] = {
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.InvalidClipError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.UnsupportedSchemaError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.TooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.TooLargeError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.ChecksumMismatchError: grpc.StatusCode.DATA_LOSS,
     errors.OffsetError: grpc.StatusCode.OUT_OF_RANGE,

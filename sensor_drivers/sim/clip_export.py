@@ -32,6 +32,20 @@ def truth_path_for(clip_path: str | Path) -> Path:
     return clip_path.with_name(f"{clip_path.stem}.truth.npz")
 
 
+def truth_to_clip_offset_s(metadata: dict[str, Any]) -> float:
+    """Add this to a truth time to get the clip-clock time of the same instant.
+
+    Truth time ``t`` is host time ``simulation.truth_origin_host_s + t``; clip time is host time minus
+    ``clock_origin_host_s`` (docs/clip-format.md). Offline clips have both origins at 0; a recording through the
+    ``sim:`` transports starts its devices a moment after the recording began.
+    """
+    simulation = metadata.get("simulation") or {}
+    truth_origin_s = simulation.get("truth_origin_host_s")
+    if truth_origin_s is None:
+        raise ValueError("the clip's metadata has no simulation.truth_origin_host_s: it is not a simulated recording")
+    return float(truth_origin_s) - float(metadata.get("clock_origin_host_s", 0.0))
+
+
 def patient_metadata(config: VirtualPatientConfig) -> dict[str, Any]:
     """The patient and test-protocol metadata of a virtual patient (a pseudonym, never a name)."""
     affected = config.paretic_side if config.profile == "hemiparetic" else None

@@ -15,11 +15,13 @@ SUITES: dict[str, str] = {
     "recording": "bench.recording",
     "sim": "bench.sim",
     "ppo": "bench.ppo",
+    "outputs": "bench.outputs",
     "accuracy-gait": "bench.accuracy_gait",
     "analysis": "bench.analysis",
     "accuracy-angles": "bench.accuracy_angles",
     "accuracy-placement": "bench.accuracy_placement",
     "service": "bench.service",
+    "link": "bench.link",
 }
 
 

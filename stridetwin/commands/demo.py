@@ -6,7 +6,10 @@ drives) records the walk into a crash-safe clip with the ground truth beside it,
 the buttons (placement check, still period, walking) and the live pipeline finds provisional gait events; when the
 walk ends the session analyses the clip offline (events, strides, metrics, joint angles, verdicts), which is printed
 with the inspection and checked against the simulation's truth. Clips a crash left in the output folder are recovered
-first. The demo grows with the product (training, report).
+first. The patient is registered in the local patient list (name and birth date stay on the device; the clip carries
+a random pseudonym). The clip then goes through the durable outbox to a trainer the demo starts on loopback (TLS), and
+where the patient pipeline is installed a training job runs and its results come back into the library next to the
+clip (``stridetwin.demo_link``).
 """
 
 from __future__ import annotations
@@ -31,12 +34,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="end-to-end run on a virtual patient (no hardware, no configuration)",
         description="Simulate a hemiparetic patient's 20 m walk test over a virtual serial link, run a live walk-test "
-        "session on it (recording, placement check, live gait events), analyse the recording, and check the "
-        "analysis against the simulation's truth. Runs in real time (about a minute).",
+        "session on it (recording, placement check, live gait events), analyse the recording, check the "
+        "analysis against the simulation's truth, upload it through the outbox to a trainer started on loopback, "
+        "train (where the patient pipeline is installed) and fetch the results. The walk runs in real time (about "
+        "a minute).",
     )
     parser.add_argument("--out", default="out/demo", metavar="DIR", help="where to write the clip (default out/demo)")
     parser.add_argument("--source", default=DEFAULT_SOURCE, help=f"sensor source (default {DEFAULT_SOURCE})")
+    parser.add_argument("--budget", default="smoke", choices=("smoke", "quick", "full"),
+                        help="training budget of the demo's job (default smoke: proves the plumbing in minutes)")
     parser.set_defaults(func=run)
+
+#: The virtual patient as the clinic knows them; in the local patient list only, never in a clip or an upload.
+VIRTUAL_PATIENT_NAME = "Erika Mustermann"
+VIRTUAL_PATIENT_BIRTH_DATE = "1956-08-12"
 
 
 class ScriptedTherapist:
@@ -78,12 +89,15 @@ def run(args: argparse.Namespace) -> int:
     from capture_app.core.session.runner import run_session
     from capture_app.core.session.store import SessionStore
     from capture_app.core.session.walk_test import WalkTestSession
+    from capture_app.link.errors import LinkError
+    from capture_app.link.patients import PatientList
     from sensor_drivers.errors import SensorDriverError
     from sensor_drivers.recording.clipfile import read_clip
     from sensor_drivers.recording.stats import inspect_clip
     from stridetwin.cli import CliError
     from stridetwin.commands.inspect import format_text
     from stridetwin.commands.record import save_truth
+    from stridetwin.demo_link import run_link_stage
 
     store = SessionStore(Path(args.out))
     store.ensure()
@@ -98,15 +112,19 @@ def run(args: argparse.Namespace) -> int:
     meta = driver.clip_metadata()
     patient = meta.get("patient") or {}
     walkway_m = (meta.get("protocol") or {}).get("walkway_length_m") or 20.0
+    app_dir = store.directory / "app"
+    patients = PatientList(app_dir / "patients.sqlite3")
+    person = patients.pseudonym_for(VIRTUAL_PATIENT_NAME, VIRTUAL_PATIENT_BIRTH_DATE)
+    print(f"patient list (this device only, {patients.path}): {person.name}, born {person.birth_date} → "
+          f"pseudonym {person.pseudonym}; clips and uploads carry only the pseudonym")  # fmt: skip
     session = WalkTestSession(
-        PatientInfo(patient.get("pseudonym") or "DEMO", patient.get("height_m"), patient.get("mass_kg"),
-                    patient.get("affected_side")),
+        PatientInfo(person.pseudonym, patient.get("height_m"), patient.get("mass_kg"), patient.get("affected_side")),
         WalkProtocol(walkway_m), store, extra_metadata={"recording": {"source": args.source}},
     )  # fmt: skip
     therapist = ScriptedTherapist()
     session.subscribe(therapist.on_transition)
 
-    print(f"[1/3] live walk-test session on {args.source}, recording into {store.directory} (real time; Ctrl-C "
+    print(f"[1/5] live walk-test session on {args.source}, recording into {store.directory} (real time; Ctrl-C "
           "stops and keeps the clip)", flush=True)  # fmt: skip
     started = time.monotonic()
     try:
@@ -122,12 +140,12 @@ def run(args: argparse.Namespace) -> int:
     if truth_note:
         print(f"      {truth_note.strip()}")
 
-    print("[2/3] inspection", flush=True)
+    print("[2/5] inspection", flush=True)
     clip = read_clip(clip_path, allow_unfinished=True)
     print(format_text(inspect_clip(clip).to_json()))
 
     print("", flush=True)
-    print(f"[3/3] offline analysis, written into the clip (full report: stridetwin analyze {clip_path})", flush=True)
+    print(f"[3/5] offline analysis, written into the clip (full report: stridetwin analyze {clip_path})", flush=True)
     analysis = session.analysis_
     if analysis is None:  # the walk did not end normally: analyse what was recorded
         from capture_app.core.session.analysis import WalkAnalysis
@@ -137,7 +155,20 @@ def run(args: argparse.Namespace) -> int:
     truth = _truth(clip_path)
     if truth is not None:
         print("")
-        print(format_truth_check(analysis.to_json(), truth))
+        from sensor_drivers.recording.clipfile import read_clip
+        from sensor_drivers.sim.clip_export import truth_to_clip_offset_s
+
+        offset_s = truth_to_clip_offset_s(read_clip(clip_path).metadata)
+        print(format_truth_check(analysis.to_json(), truth, offset_s))
+
+    print("", flush=True)
+    print("[4/5] the clip through the outbox to a trainer on loopback (de-identification check, resumable upload, "
+          "SHA-256 confirmed)", flush=True)  # fmt: skip
+    try:
+        run_link_stage(clip_path, app_dir, store.directory, budget=args.budget, patients=patients,
+                       say=lambda line: print(line, flush=True))  # fmt: skip
+    except (LinkError, RuntimeError) as exc:
+        raise CliError(f"link stage: {exc}") from None
     return 0
 
 
@@ -176,9 +207,9 @@ def _truth(clip_path: Path) -> Any | None:
     return GroundTruth.load(path) if path.exists() else None
 
 
-def format_truth_check(doc: dict[str, Any], truth: Any) -> str:
-    """The analysis against the virtual patient's ground truth (speed, strides, cadence): a check of the software on
-    simulated data, not a clinical figure."""
+def format_truth_check(doc: dict[str, Any], truth: Any, truth_to_clip_s: float = 0.0) -> str:
+    """The analysis against the virtual patient's ground truth (speed, strides, cadence, contact timing): a check of
+    the software on simulated data, not a clinical figure. ``truth_to_clip_s`` maps truth times onto the clip clock."""
     speed = doc["metrics"].get("gait_speed_m_s")
     cadence = doc["metrics"].get("cadence_steps_min")
     strides = doc["strides"]
@@ -198,4 +229,24 @@ def format_truth_check(doc: dict[str, Any], truth: Any) -> str:
         f"{len(strides) - len(truth.strides):+9d}",
         f"      {'strides (steady)':22s} {sum(1 for s in strides if s['steady']):9d} {true_steady:9d}",
     ]
+    errors_ms = _contact_errors_ms(strides, truth, truth_to_clip_s)
+    if errors_ms:
+        lines.append(
+            f"      {'initial contacts':22s} {len(errors_ms):9d} matched to the truth within 0.3 s, "
+            f"mean |error| {sum(abs(e) for e in errors_ms) / len(errors_ms):.0f} ms"
+        )
     return "\n".join(lines)
+
+
+def _contact_errors_ms(strides: list[dict[str, Any]], truth: Any, truth_to_clip_s: float) -> list[float]:
+    """Signed error of each detected initial contact against the nearest true one of the same side (clip clock)."""
+    true_ics = {side: [s.ic_s + truth_to_clip_s for s in truth.strides if s.side == side] for side in ("left", "right")}
+    out = []
+    for stride in strides:
+        candidates = true_ics.get(stride["side"], [])
+        if stride.get("ic_s") is None or not candidates:
+            continue
+        nearest = min(candidates, key=lambda t: abs(t - stride["ic_s"]))
+        if abs(nearest - stride["ic_s"]) <= 0.3:
+            out.append(1000.0 * (stride["ic_s"] - nearest))
+    return out

@@ -84,6 +84,10 @@ def run_init(args: argparse.Namespace) -> int:
         from cloud_trainer.service.clips import check_clinic
 
         check_clinic(args.clinic)
+        # It will hold clips and keys: owner-only from the start, whatever the umask.
+        for directory in (data_dir, data_dir / "tls"):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)
         files = create_tls_files(data_dir / "tls", args.hostname)
     except ImportError as exc:
         raise CliError(f"{exc.name} is missing; install the trainer extra: pip install -e '.[trainer]'") from None

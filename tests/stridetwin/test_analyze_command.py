@@ -83,8 +83,13 @@ def test_demo_summary_and_truth_check(walk: Path) -> None:
     assert "knee_flexion_r_deg" in summary
     truth = _truth(walk)
     assert truth is not None
-    check = format_truth_check(doc, truth)
+    from sensor_drivers.sim.clip_export import truth_to_clip_offset_s
+
+    check = format_truth_check(doc, truth, truth_to_clip_offset_s(read_clip(walk).metadata))
     assert "check against the simulation's truth" in check
+    contacts = next(line for line in check.splitlines() if "initial contacts" in line)
+    assert int(contacts.split()[2]) >= len([s for s in truth.strides if s.steady])  # every steady contact matched
+    assert float(contacts.split("mean |error|")[1].split()[0]) <= 20.0  # the event timing target, ms
     speed_line = next(line for line in check.splitlines() if "gait speed" in line)
     found, true, error = speed_line.split()[-4], speed_line.split()[-3], speed_line.split()[-2]
     assert float(true) == pytest.approx(truth.steady_speed_m_s, abs=1e-3)
@@ -104,8 +109,10 @@ def test_demo_runs_a_live_session_end_to_end(walk: Path, tmp_path: Path, capsys:
     text = capsys.readouterr().out
     assert "note: The recording of VIRTUAL-HEMIPARETIC-31" in text
     assert "was interrupted" in text
-    for marker in ("[1/3]", "sensors connected → placement check", "walking → stopped", "stopped → review",
-                   "[2/3]", "[3/3]", "overall:", "check against the simulation's truth"):
+    for marker in ("[1/5]", "sensors connected → placement check", "walking → stopped", "stopped → review",
+                   "[2/5]", "[3/5]", "overall:", "check against the simulation's truth", "[4/5]",
+                   "upload confirmed", "[5/5]"):
         assert marker in text, marker
-    (clip,) = [p for p in out.glob("*VIRTUAL-HEALTHY-0.stclip")]
+    (clip,) = [p for p in out.glob("*-P-*.stclip")]  # named after the patient's pseudonym from the patient list
+    assert "Erika" not in clip.read_bytes().decode("latin-1")
     assert (out / (clip.stem + ".truth.npz")).exists()

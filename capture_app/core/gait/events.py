@@ -20,7 +20,10 @@ and Salarian et al. (2004):
   seen (a soft or flat-foot landing) the gyroscope minimum is kept and the event says so (``method="gyro"``).
 
 Events are only found inside runs of valid rows: a lobe, a pre-swing minimum or an impact window that touches a gap
-or the end of the data gives no event, so no event is ever invented across a gap. The live detector
+or the end of the data gives no event, so no event is ever invented across a gap. Gaps of up to ``max_bridge_s``
+(0.1 s) are bridged by linear interpolation so that a burst of lost packets does not cost a stride; an event whose
+instant the bridged rows could have hidden is kept but marked as estimated (``estimated_across_gap_s``: the length of
+that gap), and the metrics leave its timing out (:mod:`.metrics`). The live detector
 (:class:`LiveShankEvents`) runs the same :class:`SwingDetector` on a bounded ring buffer and emits a swing's events
 once the data needed to place them is in (IC about 0.5 s after contact, FC and MS with it), flagged provisional.
 """
@@ -53,11 +56,20 @@ class GaitEvent:
     provisional: bool = False
     #: How the instant was placed: "impact" or "gyro" (IC), "rise" (FC), "peak" (MS).
     method: str = ""
+    #: ``None`` where the instant was placed in received data; else it was placed in data bridged across a short
+    #: gap (lost rows filled in by interpolation) that could have hidden the true instant, and this is that gap's
+    #: length, s: the time is an estimate, off by up to about this much.
+    estimated_across_gap_s: float | None = None
+
+    @property
+    def estimated(self) -> bool:
+        """True where the instant is an estimate across a short gap in the data."""
+        return self.estimated_across_gap_s is not None
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``events`` items of ``stridetwin analyze --json``)."""
         return {"side": self.side, "kind": self.kind, "time_s": self.time_s, "provisional": self.provisional,
-                "method": self.method}
+                "method": self.method, "estimated_across_gap_s": self.estimated_across_gap_s}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,8 @@ class Swing:
     ic_s: float | None
     #: Peak sagittal angular velocity of the swing, rad/s.
     peak_rad_s: float
-    #: Shank rotation from FC to IC (∫ω dt), rad, the stride-length model's input; ``None`` without both events or
-    #: where too much of the swing lobe was not received.
+    #: Shank rotation from FC to IC (∫ω dt), rad, the stride-length model's input; ``None`` without both events
+    #: measured (one missing or estimated across a gap) or where too much of the swing lobe was not received.
     excursion_rad: float | None
     #: "impact" or "gyro": how the IC was placed (see the module docstring).
     ic_method: str
@@ -86,15 +98,20 @@ class Swing:
     #: gap between them.
     run_start_s: float
     provisional: bool = False
+    #: Per event, the length of the bridged gap that could have hidden its true instant (s), ``None`` where it was
+    #: placed in received data (:attr:`GaitEvent.estimated_across_gap_s`).
+    fc_gap_s: float | None = None
+    ms_gap_s: float | None = None
+    ic_gap_s: float | None = None
 
     def events(self) -> list[GaitEvent]:
         """This swing's events in time order."""
         out = []
         if self.fc_s is not None:
-            out.append(GaitEvent(self.side, "fc", self.fc_s, self.provisional, "rise"))
-        out.append(GaitEvent(self.side, "ms", self.ms_s, self.provisional, "peak"))
+            out.append(GaitEvent(self.side, "fc", self.fc_s, self.provisional, "rise", self.fc_gap_s))
+        out.append(GaitEvent(self.side, "ms", self.ms_s, self.provisional, "peak", self.ms_gap_s))
         if self.ic_s is not None:
-            out.append(GaitEvent(self.side, "ic", self.ic_s, self.provisional, self.ic_method))
+            out.append(GaitEvent(self.side, "ic", self.ic_s, self.provisional, self.ic_method, self.ic_gap_s))
         return out
 
 
@@ -332,8 +349,9 @@ def bridge_short_gaps(
     """Fill gaps of at most ``max_gap_n`` rows between valid rows by linear interpolation.
 
     A burst of lost packets (up to 0.1 s by default) must not cost a stride; a longer gap stays a gap. Returns the
-    filled columns, the new validity and the mask of filled rows: callers drop any event placed near a filled row, so
-    that no event is ever located in data that was not received.
+    filled columns, the new validity and the mask of filled rows: callers mark any event placed near a filled row as
+    estimated (:func:`mark_estimated_events`), so that no event located in data that was not received passes for a
+    measured one.
     """
     filled = np.zeros(ok.size, dtype=bool)
     for a, b in valid_runs(~ok, min_samples=1):
@@ -357,36 +375,42 @@ MAX_FILLED_IN_SWING_S = 0.03
 MAX_FILLED_IN_LOBE_S = 0.1
 
 
-def _drop_events_on(swing: Swing, time_s: FloatArray, filled: BoolArray) -> Swing:
-    """The swing without events whose instant may have been hidden by filled-in (not received) rows.
+def mark_estimated_events(swing: Swing, time_s: FloatArray, filled: BoolArray) -> Swing:
+    """The swing with its events marked where their instant may have been hidden by filled-in (not received) rows.
 
-    An event is dropped when it lies on a filled run of rows, one row before it, or within the run's own length after
-    it (the true instant could have been inside the run and the detector found the next feature after it). A swing
-    with more than ``MAX_FILLED_IN_SWING_S`` filled in inside its lobe loses its excursion (and beyond
-    ``MAX_FILLED_IN_LOBE_S`` its lobe rotation).
+    An event is estimated when it lies on a filled run of rows or within the run's own length (plus a row) before or
+    after it: the true instant could have been inside the run, and the detector then finds the nearest feature it can
+    see instead, after the run (an impact, a minimum seen when the data resumes) or before it (a pre-swing minimum
+    seen just before the loss; measured up to 34 ms before a 90 ms run). It is kept, with the run's length as
+    ``*_gap_s``. A swing with an estimated FC or IC, or with more than ``MAX_FILLED_IN_SWING_S`` filled in inside its
+    lobe, loses its excursion (its integration limits or the rotation between them are not measured), and beyond
+    ``MAX_FILLED_IN_LOBE_S`` its lobe rotation too.
     """
     if not filled.any():
         return swing
     dt = float(np.median(np.diff(time_s))) if time_s.size > 1 else 0.0
-    guards = [(time_s[a] - dt, time_s[b - 1] + (b - a) * dt + dt) for a, b in valid_runs(filled, min_samples=1)]
+    margin = 0.01 * dt  # rounding of the grid times
+    guards = [(time_s[a] - (b - a + 1) * dt - margin, time_s[b - 1] + (b - a + 1) * dt + margin, (b - a) * dt)
+              for a, b in valid_runs(filled, min_samples=1)]  # fmt: skip
 
-    def hidden(t: float | None) -> bool:
-        return t is not None and any(lo <= t <= hi for lo, hi in guards)
+    def gap_s(t: float | None) -> float | None:
+        if t is None:
+            return None
+        hiding = [length for lo, hi, length in guards if lo <= t <= hi]
+        return round(max(hiding), 6) if hiding else None
 
-    fc = None if hidden(swing.fc_s) else swing.fc_s
-    ic = None if hidden(swing.ic_s) else swing.ic_s
+    fc_gap, ms_gap, ic_gap = gap_s(swing.fc_s), gap_s(swing.ms_s), gap_s(swing.ic_s)
     excursion, lobe = swing.excursion_rad, swing.lobe_rotation_rad
     inside = (time_s >= swing.lobe_start_s) & (time_s <= swing.lobe_end_s)
     filled_s = np.sum(filled[inside]) * dt
-    if filled_s > MAX_FILLED_IN_SWING_S:
-        excursion = None  # interpolated data inside the swing would bias its rotation
+    if filled_s == 0 and fc_gap is None and ms_gap is None and ic_gap is None:
+        return swing  # the loss lies elsewhere (the live detector calls this for every swing in its window)
+    if filled_s > MAX_FILLED_IN_SWING_S or fc_gap is not None or ic_gap is not None:
+        excursion = None  # interpolated data inside the swing, or at its ends, would bias its rotation
     if filled_s > MAX_FILLED_IN_LOBE_S:
         lobe = None
-    if fc is None or ic is None:
-        excursion = None
-    if (fc, ic, excursion, lobe) == (swing.fc_s, swing.ic_s, swing.excursion_rad, swing.lobe_rotation_rad):
-        return swing
-    return replace(swing, fc_s=fc, ic_s=ic, excursion_rad=excursion, lobe_rotation_rad=lobe)
+    return replace(swing, excursion_rad=excursion, lobe_rotation_rad=lobe, fc_gap_s=fc_gap, ms_gap_s=ms_gap,
+                   ic_gap_s=ic_gap)  # fmt: skip
 
 
 class ShankEventDetector:
@@ -407,7 +431,7 @@ class ShankEventDetector:
         self.swing_detector = swing_detector
         #: Axis estimator (a fresh ``SagittalAxis()`` when ``None``; give one with a ``prior_axis`` to use a prior).
         self.axis = axis
-        #: Gaps up to this long are bridged for detection (no event is placed inside them), s.
+        #: Gaps up to this long are bridged for detection (events they could hide are marked estimated), s.
         self.max_bridge_s = max_bridge_s
 
     def detect(
@@ -450,7 +474,7 @@ class ShankEventDetector:
                 side,
                 typical_peak_rad_s=self.typical_peak_rad_s_,
             )
-            self.swings_ += [_drop_events_on(swing, time_s[a:b], filled[a:b]) for swing in found]
+            self.swings_ += [mark_estimated_events(swing, time_s[a:b], filled[a:b]) for swing in found]
         self.events_ = [event for swing in self.swings_ for event in swing.events()]
         return self
 
@@ -489,7 +513,7 @@ class LiveShankEvents:
         self.swing_detector = swing_detector
         #: Axis estimator (a fresh ``SagittalAxis()`` when ``None``).
         self.axis = axis
-        #: Gaps up to this long are bridged for detection (no event is placed inside them), s.
+        #: Gaps up to this long are bridged for detection (events they could hide are marked estimated), s.
         self.max_bridge_s = max_bridge_s
         self.reset()
 
@@ -563,7 +587,7 @@ class LiveShankEvents:
                 run_start_s=float(start_s),
             )
             for swing in found:
-                swing = _drop_events_on(swing, t[a:b], bridged[a:b])
+                swing = mark_estimated_events(swing, t[a:b], bridged[a:b])
                 if swing.ms_s <= self._last_ms_s + detector.min_swing_s:
                     continue  # already emitted (the axis moved the peak by a sample or two since)
                 swing = replace(swing, provisional=True)

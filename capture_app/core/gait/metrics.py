@@ -11,6 +11,13 @@ et al. 2010): larger / smaller of the two sides' means (1 = symmetric; swing tim
 Patterson et al. 2008); it needs no knowledge of the paretic side. Variability: coefficient of variation
 ``CV = SD / mean · 100`` over the steady strides of one side, only with at least ``min_cv_strides`` (10) of them
 (fewer give unstable estimates; e.g. Lord et al. 2011 and König et al. 2014 recommend more).
+
+Strides with an event estimated across a short gap in the data (``Stride.estimated``) count for the stride numbers,
+the cadence and the gait speed, which are sums and means over many strides (an estimated contact shortens one stride
+and lengthens the next by the same amount), but are left out of each timing metric that uses the estimated event
+(``Stride.timing_excluded_from``; :data:`~capture_app.core.gait.strides.TIMING_EVENTS`): stride time, step time,
+stance/swing, double support, their CVs and so their symmetry. A timing metric left with too few strides by this is
+missing with the verdict ``gait.short_data_loss``.
 """
 
 from __future__ import annotations
@@ -67,6 +74,22 @@ def symmetry_index_pct(left: float, right: float) -> float:
 def symmetry_ratio(left: float, right: float) -> float:
     """Patterson et al. 2010: larger / smaller."""
     return float(max(left, right) / min(left, right))
+
+
+#: The timing family (:data:`capture_app.core.gait.strides.TIMING_EVENTS`) each timing metric is computed from.
+TIMING_FAMILY: dict[str, str] = {
+    **{f"stride_time_{s}_s": "stride_time" for s in _S}, **{f"stride_time_cv_pct_{s}": "stride_time" for s in _S},
+    **{f"step_time_{s}_s": "step_time" for s in _S}, "step_time_symmetry_index_pct": "step_time",
+    **{f"{name}_{s}{unit}": "stance_swing" for s in _S for name, unit in (
+        ("stance_time", "_s"), ("swing_time", "_s"), ("stance_pct", ""), ("swing_pct", ""), ("swing_time_cv_pct", ""))},
+    "swing_time_symmetry_index_pct": "stance_swing", "stance_time_symmetry_index_pct": "stance_swing",
+    "swing_time_ratio": "stance_swing", "double_support_pct": "double_support",
+}  # fmt: skip
+
+
+def measured(strides: list[Stride], family: str) -> list[Stride]:
+    """The strides whose events for the timing ``family`` were all measured (none estimated across a gap)."""
+    return [s for s in strides if family not in s.timing_excluded_from]
 
 
 def _cv_pct(values: list[float]) -> float:
@@ -128,7 +151,8 @@ class SpatiotemporalMetrics:
                 self.metrics_["gait_speed_m_s"] = float(
                     np.sum([s.length_m for s in with_length]) / np.sum([s.duration_s for s in with_length])
                 )
-            ds = [s.double_support_s / s.duration_s for s in pooled if s.double_support_s is not None]
+            ds = [s.double_support_s / s.duration_s for s in measured(pooled, "double_support")
+                  if s.double_support_s is not None]  # fmt: skip
             if len(ds) >= self.min_steady_strides:
                 self.metrics_["double_support_pct"] = 100.0 * float(np.mean(ds))
 
@@ -168,11 +192,16 @@ class SpatiotemporalMetrics:
         )  # fmt: skip
 
     def _side_means(self, side: str, steady: list[Stride], length_reason: Verdict | None) -> dict[str, float]:
-        out: dict[str, float] = {"stride_time_{s}_s": float(np.mean([s.duration_s for s in steady]))}
-        step_times = [s.step_time_s for s in steady if s.step_time_s is not None]
+        out: dict[str, float] = {}
+        durations = [s.duration_s for s in measured(steady, "stride_time")]
+        if len(durations) >= self.min_steady_strides:
+            out["stride_time_{s}_s"] = float(np.mean(durations))
+        if len(durations) >= self.min_cv_strides:
+            out["stride_time_cv_pct_{s}"] = _cv_pct(durations)
+        step_times = [s.step_time_s for s in measured(steady, "step_time") if s.step_time_s is not None]
         if len(step_times) >= self.min_steady_strides:
             out["step_time_{s}_s"] = float(np.mean(step_times))
-        with_fc = [s for s in steady if s.fc_s is not None]
+        with_fc = [s for s in measured(steady, "stance_swing") if s.fc_s is not None]
         if len(with_fc) >= self.min_steady_strides:
             stance = [s.stance_s for s in with_fc]
             swing = [s.swing_s for s in with_fc]
@@ -182,8 +211,6 @@ class SpatiotemporalMetrics:
             out["swing_pct_{s}"] = 100.0 - out["stance_pct_{s}"]
             if len(with_fc) >= self.min_cv_strides:
                 out["swing_time_cv_pct_{s}"] = _cv_pct(swing)  # type: ignore[arg-type]
-        if len(steady) >= self.min_cv_strides:
-            out["stride_time_cv_pct_{s}"] = _cv_pct([s.duration_s for s in steady])
         if length_reason is None:
             lengths = [s.length_m for s in steady if s.length_m is not None]
             if len(lengths) >= self.min_steady_strides:
@@ -237,6 +264,9 @@ class SpatiotemporalMetrics:
             return _as_subject(both, name)
         if distance and length_reason is not None:
             return _as_subject(length_reason, name)
+        n_estimated = self._n_estimated(name, side, steady)
+        if "_cv_pct_" in name and len(steady[side or "left"]) >= self.min_cv_strides and n_estimated:
+            return self._short_data_loss(name, side, steady, n_estimated)
         if "_cv_pct_" in name:
             n = len(steady[side or "left"])
             return Verdict(
@@ -246,10 +276,33 @@ class SpatiotemporalMetrics:
                 "A longer walkway (or walking it twice) gives enough strides for variability.", name,
                 {"n_steady_strides": n, "min_strides": self.min_cv_strides},
             )  # fmt: skip
+        if n_estimated:
+            return self._short_data_loss(name, side, steady, n_estimated)
         return Verdict(
             Level.WARNING, "gait.events_incomplete",
             "Some gait events (toe-off or the other leg's contacts) could not be placed in enough steady strides.",
             "Check that both shank sensors stayed connected and firmly strapped.", name,
+        )  # fmt: skip
+
+    @staticmethod
+    def _n_estimated(name: str, side: str | None, steady: dict[str, list[Stride]]) -> int:
+        """Steady strides (of ``side``, or of both legs) left out of ``name``'s timing family by an estimated event."""
+        family = TIMING_FAMILY.get(name)
+        if family is None:
+            return 0
+        return sum(family in s.timing_excluded_from for leg in ([side] if side else SIDES) for s in steady[leg])
+
+    def _short_data_loss(self, name: str, side: str | None, steady: dict[str, list[Stride]], n: int) -> Verdict:
+        legs = f"the {side} leg" if side else "both legs"
+        n_steady = sum(len(steady[leg]) for leg in ([side] if side else SIDES))
+        return Verdict(
+            Level.WARNING, "gait.short_data_loss",
+            f"Too few steady strides of {legs} have this timing measured: a short loss of sensor data around a step "
+            f"hid the exact moment of a foot contact or toe-off in {n} of {n_steady}, so their timing is only "
+            "estimated and left out.",
+            "Keep the receiver near the patient's path and check the sensors' batteries; repeat the walk if this "
+            "metric is needed.", name,
+            {"n_steady_strides": n_steady, "n_estimated": n},
         )  # fmt: skip
 
 

@@ -13,6 +13,10 @@ stance, swing, double support and step time). Strides are then marked steady or 
   integrated over the stride, bias-corrected: from the pelvis sensor, else from the shank of that side (over a whole
   stride the shank's sagittal swing integrates to about zero and what remains is the change of heading).
 - ``pause``: a stride lasting more than ``pause_factor`` (1.5) times the leg's median stride (a hesitation or a stop).
+
+A steady stride one of whose events was estimated across a short gap in the data (:mod:`.events`) stays steady: it
+counts for the number of strides, the cadence and the speed, but it is left out of the timing metrics that need that
+event (``timing_excluded_from``, :data:`TIMING_EVENTS`), with the reason ``timing_excluded = "short_data_loss"``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,21 @@ from sensor_drivers.sites import Site
 FloatArray = NDArray[np.float64]
 
 SHANK_SITES: dict[str, Site] = {"left": Site.SHANK_L, "right": Site.SHANK_R}
+
+
+#: The timing metric families and the stride events each one needs (docs/gait-metrics.md, "Timing around a short
+#: data loss"): a stride whose event was estimated across a short gap is left out of the families that use that
+#: event. ``stride_time``: stride time and its CV; ``step_time``: step time; ``stance_swing``: stance and swing times
+#: and %, swing-time CV; ``double_support``: double support % (needs the stride time as its denominator too).
+TIMING_EVENTS: dict[str, tuple[str, ...]] = {
+    "stride_time": ("ic", "next_ic"),
+    "step_time": ("previous_contra_ic", "ic"),
+    "stance_swing": ("ic", "fc", "next_ic"),
+    "double_support": ("ic", "contra_fc", "contra_ic", "fc", "next_ic"),
+}
+#: ``Stride.timing_excluded`` of a stride left out of some timing metrics: a short loss of sensor data around one of
+#: its steps hid the exact moment of that event.
+SHORT_DATA_LOSS = "short_data_loss"
 
 
 def other_side(side: str) -> str:
@@ -72,6 +91,19 @@ class Stride:
     steady: bool = False
     #: Why the stride is not steady: "acceleration", "deceleration", "turn", "pause"; empty when steady.
     excluded: str = ""
+    #: Which of the stride's event times were estimated across a short gap in the data (``GaitEvent.estimated``):
+    #: names among "ic", "next_ic", "fc", "contra_fc", "contra_ic", "previous_contra_ic" (the fields above).
+    estimated: tuple[str, ...] = ()
+
+    @property
+    def timing_excluded_from(self) -> tuple[str, ...]:
+        """Timing metric families (:data:`TIMING_EVENTS`) this stride is left out of: those using an estimated event."""
+        return tuple(family for family, needs in TIMING_EVENTS.items() if set(needs) & set(self.estimated))
+
+    @property
+    def timing_excluded(self) -> str:
+        """Why the stride is left out of some timing metrics (:data:`SHORT_DATA_LOSS`), or empty."""
+        return SHORT_DATA_LOSS if self.timing_excluded_from else ""
 
     @property
     def duration_s(self) -> float:
@@ -112,7 +144,8 @@ class Stride:
             "step_time_s": self.step_time_s, "double_support_s": self.double_support_s,
             "length_m": self.length_m, "step_length_m": self.step_length_m,
             "heading_change_deg": self.heading_change_deg, "heading_site": self.heading_site, "bout": self.bout,
-            "steady": self.steady, "excluded": self.excluded,
+            "steady": self.steady, "excluded": self.excluded, "estimated": list(self.estimated),
+            "timing_excluded": self.timing_excluded, "timing_excluded_from": list(self.timing_excluded_from),
         }  # fmt: skip
 
 
@@ -338,34 +371,41 @@ def stride_between(
 ) -> Stride | None:
     """The stride from ``first``'s contact to ``second``'s (same leg), with the other leg's events inside it.
 
-    ``None`` where a gap separates the two swings, a contact is missing or the duration is implausible.
+    ``None`` where a gap separates the two swings, a contact is missing or the duration is implausible. Events
+    estimated across a short gap are used and named in ``estimated``.
     """
     if first.ic_s is None or second.ic_s is None or first.run_start_s != second.run_start_s:
         return None  # a gap lies between the two contacts, or one could not be placed
     t0, t1 = first.ic_s, second.ic_s
     if not min_stride_s <= t1 - t0 <= max_stride_s:
         return None
-    other_ic = np.array(sorted(s.ic_s for s in other if s.ic_s is not None))
-    other_fc = np.array(sorted(s.fc_s for s in other if s.fc_s is not None))
+    other_ic = sorted((s.ic_s, s.ic_gap_s is not None) for s in other if s.ic_s is not None)
+    other_fc = sorted((s.fc_s, s.fc_gap_s is not None) for s in other if s.fc_s is not None)
     fc = second.fc_s if second.fc_s is not None and t0 < second.fc_s < t1 else None
     end_search = fc if fc is not None else t1
+    contra_fc = _first_in(other_fc, t0, end_search)
+    contra_ic = _last_in(other_ic, t0, end_search)
+    previous_contra_ic = _last_in(other_ic, t0 - max_stride_s / 2, t0)
+    estimated = [name for name, hit in (
+        ("ic", first.ic_gap_s is not None), ("next_ic", second.ic_gap_s is not None),
+        ("fc", fc is not None and second.fc_gap_s is not None), ("contra_fc", contra_fc[1]),
+        ("contra_ic", contra_ic[1]), ("previous_contra_ic", previous_contra_ic[1]),
+    ) if hit]  # fmt: skip
     return Stride(
         first.side, t0, t1, fc, second.ms_s,
-        contra_fc_s=_first_in(other_fc, t0, end_search),
-        contra_ic_s=_last_in(other_ic, t0, end_search),
-        previous_contra_ic_s=_last_in(other_ic, t0 - max_stride_s / 2, t0),
-        excursion_rad=second.excursion_rad,
+        contra_fc_s=contra_fc[0], contra_ic_s=contra_ic[0], previous_contra_ic_s=previous_contra_ic[0],
+        excursion_rad=second.excursion_rad, estimated=tuple(estimated),
     )  # fmt: skip
 
 
-def _first_in(times: FloatArray, lo: float, hi: float) -> float | None:
-    inside = times[(times > lo) & (times < hi)]
-    return float(inside[0]) if inside.size else None
+def _first_in(events: list[tuple[float, bool]], lo: float, hi: float) -> tuple[float | None, bool]:
+    """The first ``(time, estimated)`` of time-sorted ``events`` strictly inside ``(lo, hi)``; ``(None, False)``."""
+    return next(((t, e) for t, e in events if lo < t < hi), (None, False))
 
 
-def _last_in(times: FloatArray, lo: float, hi: float) -> float | None:
-    inside = times[(times > lo) & (times < hi)]
-    return float(inside[-1]) if inside.size else None
+def _last_in(events: list[tuple[float, bool]], lo: float, hi: float) -> tuple[float | None, bool]:
+    """The last ``(time, estimated)`` of time-sorted ``events`` strictly inside ``(lo, hi)``; ``(None, False)``."""
+    return next(((t, e) for t, e in reversed(events) if lo < t < hi), (None, False))
 
 
 def lost_intervals(valid: NDArray[np.bool_], time_s: FloatArray, min_gap_s: float) -> list[tuple[float, float]]:

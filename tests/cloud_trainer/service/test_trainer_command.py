@@ -30,6 +30,8 @@ def test_init_creates_a_ca_a_server_certificate_and_a_hashed_token(tmp_path, cap
     cert.verify_directly_issued_by(ca)
     for key in ("ca.key", "server.key"):
         assert stat.S_IMODE((d / "tls" / key).stat().st_mode) == 0o600
+    for directory in (d, d / "tls"):  # clips and keys live here: owner-only whatever the umask
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert main(["trainer", "init", "--dir", str(d)]) == 2  # never replaces what clients trust
     assert "already exists" in capsys.readouterr().err
 

@@ -175,21 +175,21 @@ def test_a_stale_or_newer_schema_is_failed_precondition(trainer, clip_bytes):
         assert "1.x" in error.details()
 
 
-def test_oversized_clips_are_resource_exhausted_before_any_byte_is_sent(make_trainer, clip_bytes, tmp_path):
+def test_oversized_clips_are_refused_before_any_byte_is_sent(make_trainer, clip_bytes, tmp_path):
     trainer = make_trainer(limits=Limits(max_clip_bytes=50_000, upload_rate_bytes_per_s=0, max_calls_per_s=0))
     stubs = trainer.stubs("alpha")
     sha = hashlib.sha256(clip_bytes).hexdigest()
     with pytest.raises(grpc.RpcError) as info:
         stubs.clips.UploadClip(iter([clips_pb2.UploadClipRequest(
             header=clips_pb2.UploadHeader(sha256=sha, size_bytes=len(clip_bytes)))]))  # fmt: skip
-    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # permanent: not a "retry later"
     assert f"clip of {len(clip_bytes)} bytes exceeds the limit of 50000 bytes" in info.value.details()
 
 
-def test_too_many_samples_are_resource_exhausted(make_trainer, clip_bytes):
+def test_too_many_samples_are_refused_as_invalid(make_trainer, clip_bytes):
     trainer = make_trainer(limits=Limits(max_clip_samples=1000, upload_rate_bytes_per_s=0, max_calls_per_s=0))
     error = _refused(trainer.stubs("alpha"), clip_bytes)
-    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "more than 1000 samples" in error.details()
 
 

@@ -78,21 +78,6 @@ def test_nans_in_rows_marked_valid_are_treated_as_gaps() -> None:
     assert np.isnan(detector.omega_sag_rad_s_).sum() == np.isnan(gyr[:, 1]).sum()
 
 
-def test_a_short_loss_is_bridged_but_holds_no_event() -> None:
-    s = synthetic_shank()
-    valid = s.valid.copy()
-    ic_row = int(np.searchsorted(s.time_s, s.ic_s[3]))
-    valid[ic_row - 1 : ic_row + 2] = False  # 30 ms lost exactly at a contact
-    mid_stance = int(np.searchsorted(s.time_s, s.ic_s[5] + 0.3))
-    valid[mid_stance : mid_stance + 3] = False  # 30 ms lost in a stance: nothing should change
-    detector = _detect(s, valid)
-    ic = _times(detector.events_, "ic")
-    assert ic.size == s.ic_s.size - 1
-    assert np.min(np.abs(ic - s.ic_s[3])) > 0.02
-    strides = StrideSegmentation().segment({"left": detector.swings_, "right": []}).strides_
-    assert len(strides) == s.ic_s.size - 3  # the bridged stance loss keeps its stride
-
-
 def test_standing_still_gives_no_axis_and_no_events() -> None:
     rng = np.random.default_rng(1)
     t = np.arange(1000) / 100.0

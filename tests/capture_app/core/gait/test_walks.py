@@ -7,6 +7,7 @@ import pytest
 
 from capture_app.core.gait.analysis import GaitAnalysis, LiveGait
 from capture_app.core.gait.metrics import METRICS
+from capture_app.core.gait.strides import lost_intervals
 from capture_app.core.signals import SiteSignals
 from sensor_drivers.sites import Site
 
@@ -15,8 +16,19 @@ from .conftest import Walk, blocks, invalidated, match_events, with_sites
 #: The issue's targets.
 MAX_MEAN_TIMING_ERROR_S = 0.020
 MAX_SPEED_ERROR = 0.03
-#: A true event may only be missing where the sensor lost data this close to it (bridged gaps of up to 0.1 s).
+#: A true event may only be missing where the sensor lost more than ``max_bridge_s`` (0.1 s) of data this close to
+#: it: shorter losses are bridged, and the events they could hide are kept as estimates.
 LOSS_MARGIN_S = 0.12
+
+
+def _unbridged_loss_s(walk: Walk, site: Site) -> np.ndarray:
+    """Grid times inside the losses longer than ``max_bridge_s`` (0.1 s) of one sensor."""
+    valid = walk.kit.sites[site].valid
+    spans = lost_intervals(valid, walk.kit.time_s, 0.1 + 0.5 / walk.kit.rate_hz)
+    inside = np.zeros(walk.kit.n_samples, dtype=bool)
+    for a, b in spans:
+        inside |= (walk.kit.time_s >= a) & (walk.kit.time_s < b)
+    return walk.kit.time_s[inside]
 
 
 def _steady_truth(walk: Walk, side: str, kind: str) -> np.ndarray:
@@ -35,26 +47,29 @@ def test_event_timing_and_steady_strides_meet_the_targets(walk_name: str, reques
         errors = []
         for side in ("left", "right"):
             truth = _steady_truth(walk, side, kind)
+            measured = np.array([e.time_s for e in analysis.events_
+                                 if e.side == side and e.kind == kind and not e.estimated])  # fmt: skip
             detected = np.array([e.time_s for e in analysis.events_ if e.side == side and e.kind == kind])
-            error = match_events(detected, truth)
-            errors.append(error[np.isfinite(error)])
-            # an event is only allowed to be missing where the sensor lost data next to it (none is invented there)
-            signals = walk.kit.sites[Site.SHANK_L if side == "left" else Site.SHANK_R]
-            lost_s = walk.kit.time_s[~signals.valid]
-            for t in truth[np.isnan(error)]:
+            error = match_events(measured, truth)
+            errors.append(error[np.isfinite(error)])  # the target is for events placed in received data
+            # an event may only be missing where the sensor lost too much data to bridge (none is invented there)
+            lost_s = _unbridged_loss_s(walk, Site.SHANK_L if side == "left" else Site.SHANK_R)
+            for t in truth[np.isnan(match_events(detected, truth))]:
                 assert np.any(np.abs(lost_s - t) <= LOSS_MARGIN_S), f"{kind} {side} at {t:.2f} s missed"
             # no extra events in the steady section either
             inside = detected[(detected >= walk.truth.steady_start_s) & (detected <= walk.truth.steady_end_s)]
             assert np.isfinite(match_events(truth, inside)).all(), f"{kind} {side}: extra events"
         assert abs(np.mean(np.concatenate(errors))) <= MAX_MEAN_TIMING_ERROR_S, kind
-    # every true steady stride is found (same IC to IC), unless one of its contacts fell next to lost data
-    lost_s = {side: walk.kit.time_s[~walk.kit.sites[site].valid] for side, site in
-              (("left", Site.SHANK_L), ("right", Site.SHANK_R))}  # fmt: skip
+    # every true steady stride is found (same IC to IC; an estimated contact within 0.15 s), unless one of its
+    # contacts fell next to a loss too long to bridge
+    lost_s = {side: _unbridged_loss_s(walk, site) for side, site in (("left", Site.SHANK_L), ("right", Site.SHANK_R))}
     for stride in (s for s in walk.truth.strides if s.steady):
         near_loss = any(np.any(np.abs(lost_s[stride.side] - t) <= LOSS_MARGIN_S)
                         for t in (stride.ic_s, stride.next_ic_s))  # fmt: skip
         assert near_loss or any(
-            s.side == stride.side and abs(s.ic_s - stride.ic_s) < 0.05 and abs(s.next_ic_s - stride.next_ic_s) < 0.05
+            s.side == stride.side
+            and abs(s.ic_s - stride.ic_s) < (0.15 if "ic" in s.estimated else 0.05)
+            and abs(s.next_ic_s - stride.next_ic_s) < (0.15 if "next_ic" in s.estimated else 0.05)
             for s in analysis.strides_
         ), stride
     # and what we call steady is steady in truth
@@ -75,8 +90,13 @@ def test_gait_speed_and_timing_metrics_on_a_20m_walk(walk_name: str, request: py
         assert abs(m[f"stance_pct_{side[0]}"] - truth.stance_pct[side]) <= 2.0
         assert abs(m[f"stride_length_{side[0]}_m"] / truth.stride_length_m - 1) <= 0.05
     assert abs(m["double_support_pct"] - truth.double_support_pct) <= 2.0
-    for side in "lr":  # variability only from at least 10 steady strides
-        assert ("stride_time_cv_pct_" + side in m) == (m["n_steady_strides_" + side] >= 10)
+    for side in "lr":  # variability only from at least 10 steady strides with their stride time measured
+        leg = [s for s in analysis.strides_ if s.steady and s.side[0] == side]
+        n_measured = sum("stride_time" not in s.timing_excluded_from for s in leg)
+        assert ("stride_time_cv_pct_" + side in m) == (n_measured >= 10)
+        if n_measured < 10:
+            expected = "gait.too_few_strides_for_cv" if len(leg) < 10 else "gait.short_data_loss"
+            assert analysis.missing_["stride_time_cv_pct_" + side].code == expected
     assert set(m) | set(analysis.missing_) == set(METRICS)
     assert analysis.context_["speed_category"] in ("household", "limited community", "community")
 
@@ -99,6 +119,14 @@ def test_live_and_offline_agree(hemiparetic_short: Walk) -> None:
             assert np.isfinite(error).all()
             assert np.max(np.abs(error)) <= 0.011
             assert provisional.size == refined.size
+    # events the offline analysis estimates across a short gap are estimated live too (the clip has a few)
+    estimated = [(e.side, e.kind, e.time_s, e.estimated_across_gap_s) for e in offline.events_ if e.estimated]
+    assert estimated
+    for side, kind, t, gap_s in estimated:
+        twin = min((e for e in events if e.side == side and e.kind == kind), key=lambda e: abs(e.time_s - t))
+        assert abs(twin.time_s - t) <= 0.011
+        assert twin.estimated_across_gap_s == gap_s
+    assert sum(e.estimated for e in events) == len(estimated)
     assert len(strides) == len(offline.strides_)
     for stride in offline.strides_:
         assert any(s.side == stride.side and abs(s.ic_s - stride.ic_s) <= 0.011 for s in strides)
