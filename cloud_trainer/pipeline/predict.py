@@ -7,15 +7,19 @@ For each task:
    in r_goal"). Slope: the patient's own speed and stride length ("maintaining the patient's nominal speed and step
    length"). Stairs: the paper trains "without preset speed targets"; the environment keeps a speed goal so that
    progress is rewarded (docs/environments.md), set here to two treads per stride (step-over-step) at the patient's
-   own stride frequency, i.e. ``0.6 m × speed / stride length``. Episodes start 0.5-1.5 m before the ramp or the
-   first riser and last ``episode_steps`` (the feature is met within the first seconds).
+   own stride frequency, i.e. ``0.6 m × speed / stride length``. Episodes last ``episode_steps`` and start 0.5-1.5 m
+   before the first riser, or anywhere from 1.5 m before the ramp to 4 m up it (reference-state initialisation on a
+   1:12 ramp makes no one fall in the first half second, measured), so that training covers the whole 9 m ramp a
+   slow walker would not climb within one episode.
 2. **Initialisation** (Stage I, BPD): the observation spaces of flat walking and the tasks are the same, so the
    task policy starts from the adapted patient policy (π' = π, which the paper allows when s' = s); the
    behaviour-cloning proxy π_BC is fitted to the patient pairs (:mod:`cloud_trainer.pipeline.bc` says what they are).
 3. **GATP** (Stage II): PPO with ``α_BC · L_BC`` (α_BC 0.2 → 0 over the first quarter of the task's budget) and the
    GAIL intrinsic reward mixed 0.9 / 0.1 with the environment's (:mod:`cloud_trainer.pipeline.gail`).
 4. **Curriculum** over the five levels (:mod:`cloud_trainer.pipeline.curriculum`), the stair cue switched on at each
-   stairs level until it is mastered. The reference return is the adapted policy's on level 1 (flat) of the task.
+   stairs level until it is mastered. The reference return is the patient's flat-ground performance (the paper's):
+   the adapted policy walking flat ground at the patient's own goals, episodes as long as the tasks' (one figure for
+   both tasks; under the stairs goals level 1 alone would be a lower bar).
 
 The physics-only baseline runs the same curriculum from its own (atlas-free) adapted policy, with neither BC nor
 GAIL. Each task writes ``policy.pt`` (final), ``level_<L>.pt`` (the policy when level L was mastered) and
@@ -40,8 +44,8 @@ from cloud_trainer.pipeline.reference import ObservedGait
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.terrain import RUN_IN_M, STAIR_TREAD_M
 
-#: Where task episodes start along the course, m: 0.5-1.5 m before the ramp or the first riser.
-TASK_START_X_M = (RUN_IN_M - 1.5, RUN_IN_M - 0.5)
+#: Where task episodes start along the course, m (see the module docstring).
+TASK_START_X_M = {"slope": (RUN_IN_M - 1.5, RUN_IN_M + 4.0), "stairs": (RUN_IN_M - 1.5, RUN_IN_M - 0.5)}
 #: Stride of step-over-step stair climbing: one foot on every tread.
 STAIR_STRIDE_M = 2 * STAIR_TREAD_M
 TASK_MODULES = {"slope": slope, "stairs": stairs}
@@ -70,7 +74,7 @@ def task_goal(task: str, gait: ObservedGait) -> TaskGoal:
 def task_config(task: str, level: int, gait: ObservedGait, *, episode_steps: int, cue_on: bool = False):
     """The task's environment configuration at ``level`` for this patient, the stair cue on or off."""
     goal = task_goal(task, gait)
-    changes: dict = {"episode_steps": episode_steps, "start_x_range_m": TASK_START_X_M}
+    changes: dict = {"episode_steps": episode_steps, "start_x_range_m": TASK_START_X_M[task]}
     if task == "stairs" and cue_on:
         changes["guidance_terms"] = {"step_cue": stairs.STEP_CUE_WEIGHT}
     base = TASK_MODULES[task].default_config(level)
@@ -95,6 +99,12 @@ def make_task_env(
     return make_env(
         task, [reference], config=config, n_envs=n_envs, anthropometry=anthropometry, n_threads=n_threads, seed=seed
     )
+
+
+def flat_ground_config(gait: ObservedGait, episode_steps: int) -> LocomotionConfig:
+    """Flat ground at the patient's own goals, episodes as long as the tasks': where the curriculum's reference
+    return is measured."""
+    return adaptation_config(gait, episode_steps=episode_steps)
 
 
 @torch.no_grad()

@@ -68,9 +68,15 @@ def run(request: PipelineRequest, on_progress: ProgressCallback, cancel: threadi
 
 
 class PipelineRun:
-    """One invocation of the pipeline on one output directory."""
+    """One invocation of the pipeline on one output directory.
 
-    def __init__(self, request: PipelineRequest, on_progress: ProgressCallback, cancel: threading.Event) -> None:
+    ``gail=False`` runs the hybrid method without the discriminator (behaviour cloning and curriculum kept): the
+    ablation that measures what GAIL adds (``bench/pipeline.py``); it is recorded in ``run.json`` and the report.
+    """
+
+    def __init__(
+        self, request: PipelineRequest, on_progress: ProgressCallback, cancel: threading.Event, *, gail: bool = True
+    ) -> None:
         request.validate()
         self.request = request
         self.budget: Budget = get_budget(request.budget)
@@ -78,6 +84,7 @@ class PipelineRun:
         self.on_progress = on_progress
         self.cancel = cancel
         self.hybrid = request.method == "hybrid"
+        self.gail = self.hybrid and gail
         self.started = time.monotonic()
         self.samples_total = self.budget.samples_for(len(request.tasks))
         self._samples_this_run = 0
@@ -94,6 +101,7 @@ class PipelineRun:
             "budget": r.budget,
             "method": r.method,
             "seed": r.seed,
+            "gail": self.gail,
         }
 
     def _open_state(self) -> None:
@@ -313,7 +321,7 @@ class PipelineRun:
                     episode_steps=b.task_episode_steps, seed=env_seed, n_threads=ENV_THREADS,
                 )  # fmt: skip
 
-            reference_return = self._flat_return(folder, task, make_env, adapted_ppo, seed)
+            reference_return = self._flat_return(reference, patient, gait, adapted_ppo)
             curriculum = Curriculum(
                 reference_return=reference_return, min_episodes=b.curriculum_min_episodes,
                 window_episodes=b.curriculum_window_episodes, guidance=(task == "stairs"),
@@ -321,7 +329,7 @@ class PipelineRun:
             ppo = ppo_from_policy(load_policy(self.out / "adaptation" / "policy.pt"), b.ppo_args())
             bc = BCLoss(priors["bc_proxy"]) if self.hybrid else None
             discriminator = None
-            if self.hybrid:
+            if self.gail:
                 discriminator = Discriminator(features(priors["pairs"].obs, priors["pairs"].actions), seed=seed)
             progress = self._training_progress(Stage.PREDICTION, name, task)
             goal = task_goal(task, gait)
@@ -353,7 +361,7 @@ class PipelineRun:
                 "bc": {"weight_start": 0.2, "decay_samples": int(BC_DECAY_FRACTION * b.prediction_samples)}
                 if self.hybrid else None,
                 "gail": {"expert_pairs": len(priors["pairs"].obs), "last": _last_gail(trainer.last_rows_)}
-                if self.hybrid else None,
+                if self.gail else None,
             }  # fmt: skip
             _write_json_atomic(folder / "curriculum.json", _jsonable(summary))
             self._finish_stage(
@@ -412,14 +420,19 @@ class PipelineRun:
         self._finish_stage("behavioural_prior", time.monotonic() - t0, None, bc=fit)
         return {"pairs": pairs, "bc_proxy": bc.policy_, "bc_fit": fit}
 
-    def _flat_return(self, folder: Path, task: str, make_env, adapted_ppo: PPO, seed: int) -> float:
-        """The patient's flat-ground return under the task (level 1, the adapted policy), measured once."""
-        from cloud_trainer.pipeline.predict import mean_episode_return
+    def _flat_return(self, reference, patient, gait, adapted_ppo: PPO) -> float:
+        """The patient's flat-ground return (the curriculum's reference): the adapted policy on flat ground at the
+        patient's goals, sampled actions as in training, episodes as long as the tasks'; measured once."""
+        from cloud_trainer.pipeline.adapt import make_adaptation_env
+        from cloud_trainer.pipeline.predict import flat_ground_config, mean_episode_return
 
-        path = folder / "reference_return.json"
+        path = self.out / "prediction" / "flat_return.json"
         if path.exists():
             return float(json.loads(path.read_text())["mean_return"])
-        env = make_env(1, False, seed + 3)
+        config = flat_ground_config(gait, self.budget.task_episode_steps)
+        env = make_adaptation_env(
+            reference, patient.anthropometry, config, self.budget.n_envs, self.request.seed + 3, ENV_THREADS
+        )
         try:
             mean, n = mean_episode_return(
                 env, adapted_ppo, min_episodes=self.budget.reference_return_episodes,
@@ -427,7 +440,8 @@ class PipelineRun:
             )  # fmt: skip
         finally:
             env.close()
-        _write_json_atomic(path, {"mean_return": mean, "n_episodes": n, "task": task, "level": 1})
+        _write_json_atomic(path, {"mean_return": mean, "n_episodes": n, "episode_steps": config.episode_steps,
+                                  "terrain": config.terrain, "policy": "adapted, sampled actions"})  # fmt: skip
         return mean
 
     def _manifest(self, config, patient, reference, task, trainer, extra: dict) -> dict:

@@ -226,7 +226,9 @@ def format_event(event) -> str:
     where = " ".join(x for x in (event.stage.value, event.task or "", f"L{event.level}" if event.level else "") if x)
     parts = [f"[{where}]"]
     if event.samples_total:
-        parts.append(f"{event.samples:,}/{event.samples_total:,} samples")
+        # training stages count environment samples; the export counts its steps (levels evaluated, files written)
+        unit = "steps" if event.stage.value == "export" else "samples"
+        parts.append(f"{event.samples:,}/{event.samples_total:,} {unit}")
     if event.eta_s is not None:
         parts.append(f"ETA {_clock(event.eta_s)}")
     parts.append(f"elapsed {_clock(event.elapsed_s)}")
