@@ -17,7 +17,7 @@ from stridetwin import __version__
 #: Command modules under stridetwin.commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "demo", "record", "importer", "inspect", "analyze", "export", "recover", "upload", "jobs", "results", "atlas",
-    "trainer", "bench",
+    "train", "trainer", "bench",
 )  # fmt: skip
 
 

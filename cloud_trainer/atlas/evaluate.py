@@ -32,9 +32,11 @@ import numpy as np
 
 from cloud_trainer.atlas.train import atlas_config
 from cloud_trainer.atlas.weights import AtlasPolicy
+from cloud_trainer.envs.base import LocomotionConfig
 from cloud_trainer.envs.constants import CONTROL_PERIOD_S
 from cloud_trainer.envs.walk import WalkEnv
 from cloud_trainer.motion.reference import ReferenceMotion
+from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.constants import END_EFFECTOR_SITES, JOINT_NAMES, N_ROOT_QPOS
 
 EVAL_SCHEMA = "stridetwin.atlas-eval/1"
@@ -125,16 +127,25 @@ def evaluate_atlas(
     duration_s: float = 10.0,
     seed: int = 0,
     n_threads: int = 2,
+    config: LocomotionConfig | None = None,
+    anthropometry: Anthropometry | None = None,
 ) -> dict:
     """Run the deterministic atlas policy over ``goals`` (default :func:`goal_grid`) and return the evaluation
-    document (schema ``stridetwin.atlas-eval/1``, docs/atlas.md)."""
+    document (schema ``stridetwin.atlas-eval/1``, docs/atlas.md).
+
+    ``config`` (default: the atlas task) and ``anthropometry`` (default: the atlas body) let the same evaluation
+    score any policy of this layout on its own task and body, e.g. a patient's adapted policy (its episode length is
+    replaced by ``duration_s``; goals still come from ``goals``).
+    """
     goals = goals if goals is not None else goal_grid()
     if not goals:
         raise ValueError("no goals to evaluate")
     n_steps = max(1, round(duration_s / CONTROL_PERIOD_S))
-    config = dataclasses.replace(atlas_config(), episode_steps=n_steps)
+    config = dataclasses.replace(config or atlas_config(), episode_steps=n_steps)
     runs = [g for g in goals for _ in range(n_repeats)]
-    env = GoalGridWalkEnv(references, runs, config=config, n_threads=n_threads, seed=seed)
+    env = GoalGridWalkEnv(
+        references, runs, config=config, n_threads=n_threads, seed=seed, anthropometry=anthropometry
+    )
     n = env.num_envs
     episodes = [_Episode() for _ in range(n)]
     min_swing_steps = config.min_swing_s / CONTROL_PERIOD_S
@@ -172,10 +183,10 @@ def evaluate_atlas(
             prev_contact = t["contact"]
     finally:
         env.close()
-    return _document(atlas, goals, runs, episodes, n_repeats, duration_s, settle_steps)
+    return _document(atlas, goals, runs, episodes, n_repeats, duration_s, settle_steps, config.terrain)
 
 
-def _document(atlas, goals, runs, episodes, n_repeats, duration_s, settle_steps) -> dict:
+def _document(atlas, goals, runs, episodes, n_repeats, duration_s, settle_steps, terrain) -> dict:
     def per_episode(e: _Episode, goal) -> dict:
         measured = max(e.n_measured, 1)
         walked_steps = e.n_measured - settle_steps
@@ -232,7 +243,7 @@ def _document(atlas, goals, runs, episodes, n_repeats, duration_s, settle_steps)
         "weights": str(atlas.path),
         "training_samples": training.get("samples"),
         "deterministic_policy": True,
-        "terrain": "flat",
+        "terrain": terrain,
         "episode_duration_s": duration_s,
         "n_goals": len(goals),
         "n_repeats": n_repeats,

@@ -106,6 +106,11 @@ class LocomotionConfig:
         default_factory=lambda: {"joint_angles": 0.65, "joint_velocities": 0.1, "com": 0.1, "limb_ends": 0.15}
     )
     cost_terms: Mapping[str, float] = field(default_factory=lambda: {"foot_slide": 0.5, "floating": 0.2})
+    #: Shaping terms (method ``_guidance_<name>``, each in [0, 1]) added to the reward with these weights, outside
+    #: the paper's structure: sparse cues for early training that a curriculum switches off (e.g. the stair cue,
+    #: Dai et al. 2025, "Task II"). Their per-episode sum is reported apart (``infos["episode_guidance"]``) so that
+    #: returns can be judged without them. Empty by default.
+    guidance_terms: Mapping[str, float] = field(default_factory=dict)
     speed_scale_m_s: float = 0.2
     stride_length_scale_m: float = 0.2
     heading_scale_rad: float = 0.3
@@ -169,6 +174,8 @@ class TwinVecEnv(VectorEnv):
                 self._term_method(f"_reward_{term}")
         for term in self.config.cost_terms:
             self._term_method(f"_cost_{term}")
+        for term in self.config.guidance_terms:
+            self._term_method(f"_guidance_{term}")
         self.num_envs = n_envs
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (OBSERVATION_WIDTH,), np.float32)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_WIDTH,), np.float32)
@@ -208,6 +215,7 @@ class TwinVecEnv(VectorEnv):
         self._goal_stride = np.zeros(n)
         self._steps = np.zeros(n, np.int64)
         self._episode_return = np.zeros(n)
+        self._episode_guidance = np.zeros(n)
         self._torque_fraction = np.zeros((n, N_GROUPS))
         # goal window: pelvis xy and heading for the last w+1 control instants, root error for the last w
         self._pos_hist = np.zeros((n, w + 1, 2))
@@ -265,6 +273,7 @@ class TwinVecEnv(VectorEnv):
         self._update_goal_window(m)
         terms, reward = self._reward(m)
         self._episode_return += reward
+        self._episode_guidance += terms["reward/guidance"]
         non_foot = (self._sensordata[:, self._non_foot_sensor_adr] > 0).any(axis=1)
         fallen = m.root_height_m < cfg.fall_height_fraction * m.ref.qpos[:, 2]
         unstable = failed | ~np.isfinite(self._qpos).all(axis=1) | ~np.isfinite(self._qvel).all(axis=1)
@@ -291,6 +300,7 @@ class TwinVecEnv(VectorEnv):
             infos["final_obs"] = self._obs.reshape(self.num_envs, -1).copy()
             infos["_final_obs"] = done
             infos["episode_return"] = self._episode_return.copy()
+            infos["episode_guidance"] = self._episode_guidance.copy()
             infos["episode_length"] = self._steps.copy()
             infos["_episode"] = done
             self._reset_envs(ids)
@@ -366,6 +376,7 @@ class TwinVecEnv(VectorEnv):
         self._clip_time0_s[ids] = rng.uniform(0.0, 1.0, n) * span
         self._steps[ids] = 0
         self._episode_return[ids] = 0.0
+        self._episode_guidance[ids] = 0.0
         self._root_shift_xy[ids] = 0.0
         start = self._reference(np.zeros(n), ids, kinematic_targets=False)
         start_x = rng.uniform(*cfg.start_x_range_m, n)
@@ -552,12 +563,13 @@ class TwinVecEnv(VectorEnv):
     def _term_method(self, name: str):
         method = getattr(self, name, None)
         if method is None:
-            known = sorted(n for n in dir(self) if n.startswith(("_reward_", "_cost_")))
+            known = sorted(n for n in dir(self) if n.startswith(("_reward_", "_cost_", "_guidance_")))
             raise ValueError(f"{type(self).__name__} has no reward term {name!r}; known terms: {known}")
         return method
 
     def _reward(self, m: SimpleNamespace) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """All terms (named ``goal/…``, ``imitation/…``, ``cost/…``) and the total reward per environment."""
+        """All terms (named ``goal/…``, ``imitation/…``, ``cost/…``, ``guidance/…``) and the total reward per
+        environment."""
         cfg = self.config
         terms: dict[str, np.ndarray] = {}
         groups = {}
@@ -565,22 +577,25 @@ class TwinVecEnv(VectorEnv):
             ("goal", cfg.goal_terms, "_reward_"),
             ("imitation", cfg.imitation_terms, "_reward_"),
             ("cost", cfg.cost_terms, "_cost_"),
+            ("guidance", cfg.guidance_terms, "_guidance_"),
         ):
             total = np.zeros(self.num_envs)
             for name, weight in weights.items():
                 value = self._term_method(prefix + name)(m)
                 terms[f"{group}/{name}"] = value
                 total += weight * value
-            if group != "cost":
+            if group in ("goal", "imitation"):
                 total /= max(sum(weights.values()), 1e-12)
             groups[group] = total
         reward = (
             cfg.goal_reward_weight * groups["goal"]
             + cfg.imitation_reward_weight * groups["imitation"]
             - groups["cost"]
+            + groups["guidance"]
         )
         terms.update({"reward/goal": groups["goal"], "reward/imitation": groups["imitation"]})
-        terms.update({"reward/physics_penalty": groups["cost"], "reward/total": reward})
+        terms.update({"reward/physics_penalty": groups["cost"], "reward/guidance": groups["guidance"]})
+        terms["reward/total"] = reward
         return terms, reward
 
 

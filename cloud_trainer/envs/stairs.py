@@ -8,15 +8,26 @@ is two treads: step-over-step climbing puts one foot on every tread.
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
 
 from cloud_trainer.envs.base import LocomotionConfig
 from cloud_trainer.envs.walk import WalkEnv
 from cloud_trainer.envs.walk import default_config as walk_config
-from cloud_trainer.twin.terrain import STAIR_HEIGHTS_M, STAIR_TREAD_M
+from cloud_trainer.twin.constants import FOOT_BODIES
+from cloud_trainer.twin.terrain import N_STAIR_STEPS, STAIR_HEIGHTS_M, STAIR_TREAD_M
 
 LEVELS = tuple(range(1, len(STAIR_HEIGHTS_M) + 1))
 #: Stair ascent of healthy adults is slower than level walking: about 0.4-0.8 m/s horizontal progress.
 STAIR_SPEED_RANGE_M_S = (0.4, 0.8)
+#: The stair cue (Dai et al. 2025, "Task II"): a riser this close ahead of a foot's front asks for a raised leg.
+STEP_CUE_DISTANCE_M = 0.05
+#: A foot counts as raised over a riser when its lowest point is no lower than this below the riser's top, m.
+STEP_CUE_CLEARANCE_TOLERANCE_M = 0.01
+#: Weight of the cue when a curriculum switches it on (``guidance_terms={"step_cue": STEP_CUE_WEIGHT}``): a fifth of
+#: the largest per-step task reward (1), enough to matter early, small beside the imitation and goal terms.
+STEP_CUE_WEIGHT = 0.2
 
 
 def default_config(level: int = len(STAIR_HEIGHTS_M)) -> LocomotionConfig:
@@ -37,6 +48,32 @@ def default_config(level: int = len(STAIR_HEIGHTS_M)) -> LocomotionConfig:
 
 
 class StairsEnv(WalkEnv):
-    """Goal-conditioned imitation on stairs."""
+    """Goal-conditioned imitation on stairs; with ``guidance_terms={"step_cue": w}`` also the stair cue."""
 
     default_config = staticmethod(default_config)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._geom_xpos = self.batch.bind("geom_xpos")
+        self._forefoot_ids = np.array([self.model.geom(f"forefoot_{b[-1]}").id for b in FOOT_BODIES])
+        self._forefoot_radius_m = self.model.geom_size[self._forefoot_ids, 0]
+
+    def _guidance_step_cue(self, m: SimpleNamespace) -> np.ndarray:
+        """The paper's minimal terrain cue, per foot, mean over both: 1 where no riser lies within
+        ``STEP_CUE_DISTANCE_M`` ahead of the foot's front (the forefoot contact capsule's leading edge); where one does,
+        1 if the foot is raised (off the ground, its lowest point at least the riser's top less
+        ``STEP_CUE_CLEARANCE_TOLERANCE_M``), else 0. Level 1 (no risers) always gives 1."""
+        step = self.terrain.step_height_m
+        n = len(m.qpos)
+        if step <= 0.0:
+            return np.ones(n)
+        centre = self._geom_xpos[m.ids][:, self._forefoot_ids]  # (N, 2 feet, 3)
+        front_x = centre[:, :, 0] + self._forefoot_radius_m
+        lowest_z = centre[:, :, 2] - self._forefoot_radius_m
+        x0 = self.terrain.feature_start_x_m
+        # risers stand at x0 + k·tread (k = 0 … N-1), riser k rising to (k + 1)·step
+        k = np.ceil((front_x - x0) / STAIR_TREAD_M)
+        riser_x = x0 + k * STAIR_TREAD_M
+        ahead = (k >= 0) & (k < N_STAIR_STEPS) & (riser_x - front_x <= STEP_CUE_DISTANCE_M)
+        raised = ~m.contact & (lowest_z >= (k + 1) * step - STEP_CUE_CLEARANCE_TOLERANCE_M)
+        return np.where(ahead, raised, True).astype(float).mean(axis=1)

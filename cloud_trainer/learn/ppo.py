@@ -27,6 +27,7 @@ The algorithm, with the choices that mattered in the feasibility run on this cla
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,6 +197,10 @@ class ValueFunction(nn.Module):
         return self.net(self._normalizer[0](obs)).squeeze(-1)
 
 
+#: An extra policy loss for :meth:`PPO.update`: (minibatch observations, the policy's distribution on them) → scalar.
+AuxiliaryLoss = Callable[[torch.Tensor, torch.distributions.Normal], torch.Tensor]
+
+
 # ---------------------------------------------------------------------------------------------------- rollout storage
 
 
@@ -331,9 +336,18 @@ class PPO:
 
     # --- the update
 
-    def update(self, rollout: Rollout, generator: torch.Generator | None = None) -> dict[str, float]:
+    def update(
+        self,
+        rollout: Rollout,
+        generator: torch.Generator | None = None,
+        auxiliary_loss: AuxiliaryLoss | None = None,
+    ) -> dict[str, float]:
         """One PPO update over ``n_epochs`` × ``n_minibatches``; returns the update's statistics (losses, KL,
-        clip fraction, learning rate, action σ, explained variance)."""
+        clip fraction, learning rate, action σ, explained variance).
+
+        ``auxiliary_loss(obs, distribution)`` (optional) is added to every minibatch's policy loss, e.g. a weighted
+        behaviour-cloning term (Dai et al. 2025, GATP); its mean is reported as ``auxiliary_loss``.
+        """
         a = self.args
         if not rollout.full:
             raise ValueError(f"the rollout holds {rollout.step} of {a.n_steps} steps")
@@ -345,7 +359,7 @@ class PPO:
         advantages = rollout.advantages.reshape(-1)
         returns = rollout.returns.reshape(-1)
 
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
+        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0, "auxiliary_loss": 0.0}
         n_minibatches = 0
         for _ in range(a.n_epochs):
             order = torch.randperm(a.batch_size, generator=generator)
@@ -362,6 +376,10 @@ class PPO:
                 surrogate = torch.min(ratio * adv, ratio.clamp(1 - a.clip_ratio, 1 + a.clip_ratio) * adv)
                 entropy = dist.entropy().sum(-1).mean()
                 policy_loss = -surrogate.mean() - a.entropy_coef * entropy
+                if auxiliary_loss is not None:
+                    extra = auxiliary_loss(obs[idx], dist)
+                    policy_loss = policy_loss + extra
+                    sums["auxiliary_loss"] += extra.item()
                 self.policy_optimizer.zero_grad(set_to_none=True)
                 policy_loss.backward()
                 nn.utils.clip_grad_norm_(self.policy.parameters(), a.max_grad_norm)

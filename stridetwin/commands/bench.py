@@ -16,6 +16,7 @@ SUITES: dict[str, str] = {
     "sim": "bench.sim",
     "ppo": "bench.ppo",
     "outputs": "bench.outputs",
+    "pipeline": "bench.pipeline",
     "accuracy-gait": "bench.accuracy_gait",
     "analysis": "bench.analysis",
     "accuracy-angles": "bench.accuracy_angles",

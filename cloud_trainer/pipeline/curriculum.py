@@ -1,0 +1,138 @@
+"""The task curriculum (Dai et al. 2025, Methods, "Task-Conditioned Rehabilitation Evaluation"; Bengio et al. 2009):
+five difficulty levels per task, promoted "when the cumulative reward exceeds 90 % of the patient's flat-ground
+performance and after at least 500 episodes".
+
+Here: a level is mastered when at least ``min_episodes`` episodes have ended at it and the mean return of the last
+``window_episodes`` of them reaches ``threshold_fraction`` × the patient's flat-ground return (the adapted policy's
+mean return on flat ground under the same task and episode length, :attr:`reference_return`). Returns are the
+environment's own reward (the GAIL reward and the stair cue are not counted).
+
+The stair guidance cue (Methods, "Task II") "only facilitates initial learning and is disabled once mastery is
+achieved": with ``guidance`` on, each level is first trained with the cue; when the rule is met the cue is switched
+off and the level must be mastered again without it before promotion, so no level is reported mastered with the cue.
+
+:meth:`Curriculum.observe` takes the returns of episodes that ended and says what changed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+N_LEVELS = 5
+THRESHOLD_FRACTION = 0.9
+
+
+@dataclass
+class LevelRecord:
+    """What happened at one level: samples and wall-clock spent until mastery (None: not mastered)."""
+
+    level: int
+    samples_start: int
+    wall_start_s: float
+    samples_mastered: int | None = None
+    wall_mastered_s: float | None = None
+    episodes: int = 0
+    cue_off_samples: int | None = None
+    best_mean_return: float | None = None
+
+
+@dataclass
+class Curriculum:
+    """Level, promotion rule and the guidance-cue switch of one task (see the module docstring).
+
+    ``reference_return`` must be set before :meth:`observe` is called.
+    """
+
+    reference_return: float = float("nan")
+    threshold_fraction: float = THRESHOLD_FRACTION
+    min_episodes: int = 500
+    window_episodes: int = 200
+    n_levels: int = N_LEVELS
+    guidance: bool = False
+    level: int = 1
+    cue_on: bool = False
+    complete: bool = False
+    records: list[LevelRecord] = field(default_factory=list)
+    _recent: deque = field(default_factory=deque, repr=False)
+    _episodes_phase: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.records:
+            self.records = [LevelRecord(self.level, 0, 0.0)]
+            self.cue_on = self.guidance
+        self._recent = deque(self._recent, maxlen=self.window_episodes)
+
+    @property
+    def threshold(self) -> float:
+        return self.threshold_fraction * self.reference_return
+
+    @property
+    def mean_return(self) -> float | None:
+        return sum(self._recent) / len(self._recent) if self._recent else None
+
+    @property
+    def levels_mastered(self) -> int:
+        """The highest level mastered (0: none)."""
+        return max((r.level for r in self.records if r.samples_mastered is not None), default=0)
+
+    def observe(self, returns: list[float], samples: int, wall_s: float) -> str:
+        """Fold in the returns of episodes that just ended (after ``samples`` task samples and ``wall_s`` seconds);
+        returns ``""``, ``"cue_off"``, ``"promoted"`` or ``"complete"`` (the last level mastered)."""
+        if self.complete or not returns:
+            return ""
+        record = self.records[-1]
+        self._recent.extend(returns)
+        self._episodes_phase += len(returns)
+        record.episodes += len(returns)
+        mean = self.mean_return
+        record.best_mean_return = mean if record.best_mean_return is None else max(record.best_mean_return, mean)
+        if self._episodes_phase < self.min_episodes or mean is None or not mean >= self.threshold:
+            return ""
+        self._recent.clear()
+        self._episodes_phase = 0
+        if self.cue_on:
+            self.cue_on = False
+            record.cue_off_samples = samples
+            return "cue_off"
+        record.samples_mastered, record.wall_mastered_s = samples, wall_s
+        if self.level >= self.n_levels:
+            self.complete = True
+            return "complete"
+        self.level += 1
+        self.cue_on = self.guidance
+        self.records.append(LevelRecord(self.level, samples, wall_s))
+        return "promoted"
+
+    def state_dict(self) -> dict:
+        return {
+            "reference_return": self.reference_return,
+            "level": self.level,
+            "cue_on": self.cue_on,
+            "complete": self.complete,
+            "records": [vars(r).copy() for r in self.records],
+            "recent": list(self._recent),
+            "episodes_phase": self._episodes_phase,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.reference_return = float(state["reference_return"])
+        self.level, self.cue_on, self.complete = int(state["level"]), bool(state["cue_on"]), bool(state["complete"])
+        self.records = [LevelRecord(**r) for r in state["records"]]
+        self._recent = deque(state["recent"], maxlen=self.window_episodes)
+        self._episodes_phase = int(state["episodes_phase"])
+
+    def to_json(self) -> dict:
+        """Levels reached and what each took (for the report)."""
+        return {
+            "reference_return": self.reference_return,
+            "threshold_fraction": self.threshold_fraction,
+            "threshold_return": self.threshold,
+            "min_episodes": self.min_episodes,
+            "window_episodes": self.window_episodes,
+            "guidance_cue": self.guidance,
+            "level": self.level,
+            "levels_mastered": self.levels_mastered,
+            "complete": self.complete,
+            "levels": [vars(r).copy() for r in self.records],
+        }
