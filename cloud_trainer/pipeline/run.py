@@ -466,32 +466,25 @@ class PipelineRun:
         _write_json_atomic(self.out / TRAINING_NAME, training)
         artifacts = [_artifact(self.out, self.out / TRAINING_NAME, "log")]
         self._emit(Stage.EXPORT, "evaluating, exporting and rendering")
-        try:
-            from cloud_trainer.pipeline import outputs
-        except ImportError:  # the outputs half of issue 5 is not on this branch yet
-            outputs = None
-        if outputs is None:
-            report = {"schema": TRAINING_FORMAT, "run": training, "notes": ["outputs stage not available"]}
-            _write_json_atomic(self.out / "report.json", report)
-            artifacts.append(_artifact(self.out, self.out / "report.json", "report_json"))
-        else:
-            result = outputs.export_outputs(
-                self.out,
-                patient=outputs.PatientInfo(
-                    patient.pseudonym, patient.anthropometry,
-                    patient.affected_side if patient.affected_side in ("left", "right") else None,
-                    gait.speed_m_s, gait.stride_length_m,
-                ),
-                references=[reference],
-                level_ground_policy=adapted_ppo,
-                tasks=[self._task_output(outputs, task, info, gait) for task, info in tasks.items()],
-                options=outputs.ExportOptions.for_budget(self.request.budget),
-                run=training,
-                on_progress=self.on_progress,
-                cancel=self.cancel,
-            )  # fmt: skip
-            report = result.report
-            artifacts += result.artifacts
+        from cloud_trainer.pipeline import outputs
+
+        result = outputs.export_outputs(
+            self.out,
+            patient=outputs.PatientInfo(
+                patient.pseudonym, patient.anthropometry,
+                patient.affected_side if patient.affected_side in ("left", "right") else None,
+                gait.speed_m_s, gait.stride_length_m,
+            ),
+            references=[reference],
+            level_ground_policy=adapted_ppo,
+            tasks=[self._task_output(outputs, task, info, gait) for task, info in tasks.items()],
+            options=outputs.ExportOptions.for_budget(self.request.budget),
+            run=training,
+            on_progress=self.on_progress,
+            cancel=self.cancel,
+        )  # fmt: skip
+        report = result.report
+        artifacts += result.artifacts
         self._finish_stage("export", time.monotonic() - t0)
         training = self._training_record(ref_summary, adaptation, tasks)
         _write_json_atomic(self.out / TRAINING_NAME, training)
