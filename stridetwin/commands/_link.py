@@ -81,7 +81,10 @@ def progress_line(progress: Any) -> str:
     parts = [progress.stage]
     if progress.task:
         parts.append(progress.task + (f" level {progress.level}" if progress.level else ""))
-    if progress.samples_total:
+    if progress.samples_total and progress.stage == "export":
+        # the export counts its steps (levels evaluated, files written), not environment samples
+        parts.append(f"step {progress.samples}/{progress.samples_total}")
+    elif progress.samples_total:
         parts.append(f"{progress.samples / 1e3:.1f}k/{progress.samples_total / 1e3:.1f}k samples")
     elif progress.samples:
         parts.append(f"{progress.samples / 1e3:.1f}k samples")

@@ -115,3 +115,13 @@ def test_a_wrong_token_is_refused_and_the_clip_stays_queued(env, make_clip, tmp_
     err = capsys.readouterr().err
     assert "UNAUTHENTICATED" in err
     assert "stay queued" in err
+
+
+def test_progress_line_counts_samples_in_training_and_steps_in_the_export() -> None:
+    from capture_app.link.client import JobProgress
+    from stridetwin.commands._link import progress_line
+
+    training = JobProgress("prediction", "promoted", "slope", 3, 1_234_000, 3_000_000, 60.0, 125.0)
+    assert progress_line(training) == "prediction, slope level 3, 1234.0k/3000.0k samples, ETA 2:05, promoted"
+    export = JobProgress("export", "rendering videos", None, None, 7, 29, 3.0, 9.0)
+    assert progress_line(export) == "export, step 7/29, ETA 0:09, rendering videos"
