@@ -23,11 +23,12 @@ from tests.cloud_trainer.service.conftest import TEST_RUNNER
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def _serve(data_dir: Path) -> tuple[subprocess.Popen, int]:
+def serve(data_dir: Path, runner: str | None = TEST_RUNNER) -> tuple[subprocess.Popen, int]:
+    """``stridetwin trainer serve`` on a free loopback port (TLS) with ``runner`` (None: the patient pipeline)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "STRIDETWIN_TEST_STEP_S": "0.1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "stridetwin", "trainer", "serve", "--dir", str(data_dir), "--address", "127.0.0.1:0",
-         "--runner", TEST_RUNNER],
+         *(["--runner", runner] if runner else [])],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -48,7 +49,7 @@ def test_trainer_killed_during_a_job_resumes_it_after_restart(tmp_path):
     ca = (data_dir / "tls" / "ca.pem").read_bytes()
     clip = write_clip(tmp_path / "walk.stclip").read_bytes()
 
-    proc, port = _serve(data_dir)
+    proc, port = serve(data_dir)
     try:
         channel = open_channel(f"localhost:{port}", token, root_certificates=ca)
         stubs = Stubs.on(channel)
@@ -69,7 +70,7 @@ def test_trainer_killed_during_a_job_resumes_it_after_restart(tmp_path):
     checkpoint = data_dir / "work" / "alpha" / job.job_id / "checkpoint.json"
     assert checkpoint.exists()
 
-    proc, port = _serve(data_dir)
+    proc, port = serve(data_dir)
     try:
         channel = open_channel(f"localhost:{port}", token, root_certificates=ca)
         stubs = Stubs.on(channel)
