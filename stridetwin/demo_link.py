@@ -8,8 +8,9 @@ interpreter starting up and no stdout parsing, and it cannot leave a server behi
 milliseconds and makes the app speak to it exactly as to a trainer across the network (same client, same settings
 object, same token check), so the demo exercises the product's path, not a shortcut.
 
-When the patient pipeline (``cloud_trainer.pipeline.run``) is not part of the build, the clip is still uploaded and
-its SHA-256 confirmed, and the demo then says that training is not available in this build; no result is made up.
+When the patient pipeline (``cloud_trainer.pipeline.run``) cannot be loaded (the trainer extra is missing), the clip
+is still uploaded and its SHA-256 confirmed, and the demo then says that training is not available and why; no result
+is made up.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def run_link_stage(
             say(f"      upload confirmed in {time.monotonic() - t0:.2f} s ({report.bytes_sent / 1e6:.1f} MB sent)")
             outcome = LinkOutcome(record.clip_id, record.job_id, training_available=trainer.training_available)
             if not trainer.training_available:
-                say("[5/5] training: not available in this build (the patient pipeline, cloud_trainer.pipeline.run "
-                    "of issue 5, is not installed); the demo stops after the verified upload, no results are made up")
+                say(f"[5/5] training: not available: {trainer.runner_problem}; the demo stops after the verified "
+                    "upload, no results are made up")
                 return outcome
             assert record.job_id is not None
             say(f"[5/5] training ({'+'.join(DEMO_TASKS)}, budget {budget}) on the trainer, results back into the "

@@ -7,9 +7,9 @@ executor, and the gRPC server with TLS on ``127.0.0.1`` and a free port. The app
 remote trainer: TLS, token, the same client. :meth:`LoopbackTrainer.restart` stops it and starts it again on the
 same port and data (what a trainer restart looks like to the app).
 
-Jobs run the patient pipeline (``cloud_trainer.pipeline.run``) unless another runner is named. In a build without
-the pipeline, :attr:`LoopbackTrainer.training_available` is false and a job submitted anyway fails at once with a
-message saying so (no results are made up).
+Jobs run the patient pipeline (``cloud_trainer.pipeline.run``) unless another runner is named. In an installation
+without the pipeline's libraries, :attr:`LoopbackTrainer.training_available` is false and a job submitted anyway fails
+at once with a message saying so (no results are made up).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 from capture_app.link.settings import LinkSettings
 
 TRAINING_UNAVAILABLE = (
-    "training is not available in this build: the patient pipeline (cloud_trainer.pipeline.run, issue 5) is not "
-    "installed"
+    "training is not available in this installation: the patient pipeline (cloud_trainer.pipeline.run) cannot be "
+    "loaded; install the trainer extra: pip install -e '.[trainer]'"
 )
 
 

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +32,16 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What is known about an issued token (never the token itself): its clinic, its id (the first 8 hex digits of
+    its SHA-256) and when it was issued."""
+
+    clinic: str
+    token_id: str
+    created_utc: str
 
 
 class ClinicRegistry:
@@ -76,6 +87,37 @@ class ClinicRegistry:
             self._mtime_ns = -1
             self._reload()
         return token
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every valid token, by clinic and issue time."""
+        with self._lock:
+            self._reload()
+            return [TokenInfo(name, t["id"], t["created_utc"])
+                    for name, clinic in sorted(self._doc["clinics"].items()) for t in clinic["tokens"]]  # fmt: skip
+
+    def revoke(self, token_id: str) -> TokenInfo:
+        """Remove the token whose id is ``token_id``; a running server refuses it from its next call on.
+
+        Raises:
+            KeyError: no token has that id, or several do (the message lists what to do).
+        """
+        with self._lock:
+            self._mtime_ns = -1
+            self._reload()
+            matches = [(name, t) for name, c in self._doc["clinics"].items() for t in c["tokens"]
+                       if t["id"] == token_id]  # fmt: skip
+            if not matches:
+                raise KeyError(f"no token with id {token_id!r}; `stridetwin trainer tokens` lists them")
+            if len(matches) > 1:
+                raise KeyError(f"{len(matches)} tokens have id {token_id!r}; issue new tokens for their clinics and "
+                               "revoke the old ones by editing clinics.json")  # fmt: skip
+            name, token = matches[0]
+            self._doc["clinics"][name]["tokens"].remove(token)
+            write_json_atomic(self.path, self._doc)
+            self.path.chmod(0o600)
+            self._mtime_ns = -1
+            self._reload()
+        return TokenInfo(name, token["id"], token["created_utc"])
 
     def authenticate(self, token: str) -> str | None:
         """The clinic whose token this is, or ``None``."""

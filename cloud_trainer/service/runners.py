@@ -44,6 +44,17 @@ def load_runner(spec: str = DEFAULT_RUNNER) -> PipelineRunner:
     return target  # type: ignore[return-value]
 
 
+#: What the patient pipeline imports from the ``trainer`` extra (located, not imported, by
+#: :func:`missing_pipeline_dependencies`).
+PIPELINE_DEPENDENCIES: tuple[str, ...] = ("torch", "mujoco", "gymnasium", "onnx", "onnxruntime", "av")
+
+
+def missing_pipeline_dependencies() -> list[str]:
+    """The libraries of :data:`PIPELINE_DEPENDENCIES` that are not installed (a trainer without the ``trainer``
+    extra would accept clips and fail every job)."""
+    return [name for name in PIPELINE_DEPENDENCIES if importlib.util.find_spec(name) is None]
+
+
 def check_runner(spec: str = DEFAULT_RUNNER) -> None:
     """Raise :class:`RunnerNotFoundError` when the runner cannot be found, importing as little as possible: a module
     is only located (the pipeline imports torch and MuJoCo; an idle trainer should not carry them); a function in a

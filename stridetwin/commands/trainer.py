@@ -1,9 +1,10 @@
-"""``stridetwin trainer init|serve|token|audit``: set up and run the trainer service.
+"""``stridetwin trainer init|serve|token|tokens|revoke|audit``: set up and run the trainer service.
 
 - ``init``: create the trainer's data directory with a certificate authority, the server's TLS certificate and the
   first clinic's token (printed once; only its hash is kept).
 - ``serve``: run the gRPC service (TLS by default; plaintext only with ``--insecure-loopback`` on a loopback address).
 - ``token``: issue another token for a clinic (a new clinic is created); the running server sees it at once.
+- ``tokens``, ``revoke TOKEN_ID``: list the valid tokens by id (never the tokens), revoke one; at once, too.
 - ``audit``: verify the audit log's hash chain.
 """
 
@@ -69,6 +70,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     token.add_argument("--clinic", required=True, help="clinic name")
     token.set_defaults(func=run_token)
 
+    tokens = sub.add_parser("tokens", help="list the valid tokens (clinic, token id, issued); never the tokens")
+    tokens.add_argument("--dir", type=Path, default=None, help="data directory")
+    tokens.set_defaults(func=run_tokens)
+
+    revoke = sub.add_parser("revoke", help="revoke a token by its id (a running server refuses it at once)")
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id `stridetwin trainer tokens` shows")
+    revoke.add_argument("--dir", type=Path, default=None, help="data directory")
+    revoke.set_defaults(func=run_revoke)
+
     audit = sub.add_parser("audit", help="verify the audit log's hash chain")
     audit.add_argument("--dir", type=Path, default=None, help="data directory")
     audit.set_defaults(func=run_audit)
@@ -106,18 +116,48 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_token(args: argparse.Namespace) -> int:
+def _registry(args: argparse.Namespace):
+    """The clinic registry of ``--dir`` (or the default data directory), which must exist."""
     from cloud_trainer.service.auth import ClinicRegistry
     from stridetwin.cli import CliError
 
     data_dir = args.dir or default_dir()
     if not (data_dir / "clinics.json").exists():
         raise CliError(f"{data_dir} is not a trainer data directory; run `stridetwin trainer init --dir {data_dir}`")
+    return ClinicRegistry(data_dir / "clinics.json")
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from stridetwin.cli import CliError
+
+    registry = _registry(args)
     try:
-        token = ClinicRegistry(data_dir / "clinics.json").issue_token(args.clinic)
+        token = registry.issue_token(args.clinic)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print(token)
+    return 0
+
+
+def run_tokens(args: argparse.Namespace) -> int:
+    infos = _registry(args).tokens()
+    print(f"{'clinic':24s} {'token id':8s}  issued (UTC)")
+    for info in infos:
+        print(f"{info.clinic:24s} {info.token_id:8s}  {info.created_utc}")
+    if not infos:
+        print("(no valid tokens: `stridetwin trainer token --clinic NAME` issues one)")
+    return 0
+
+
+def run_revoke(args: argparse.Namespace) -> int:
+    from stridetwin.cli import CliError
+
+    try:
+        info = _registry(args).revoke(args.token_id)
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from None
+    print(f"revoked token {info.token_id} of clinic {info.clinic!r} (issued {info.created_utc}); the trainer refuses "
+          "it from its next call on")  # fmt: skip
     return 0
 
 
@@ -141,7 +181,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from cloud_trainer.service.config import MIB, Limits, ServiceConfig
     from cloud_trainer.service.executor import LocalExecutor
     from cloud_trainer.service.pki import TlsFiles
-    from cloud_trainer.service.runners import DEFAULT_RUNNER, RunnerNotFoundError, check_runner
+    from cloud_trainer.service.runners import (
+        DEFAULT_RUNNER,
+        RunnerNotFoundError,
+        check_runner,
+        missing_pipeline_dependencies,
+    )
     from cloud_trainer.service.server import InsecureAddressError, create_server, stop_server
     from cloud_trainer.service.service import TrainerService
     from stridetwin.cli import CliError
@@ -160,12 +205,11 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         check_runner(runner_spec)
     except RunnerNotFoundError as exc:
-        hint = (
-            " The patient pipeline is not part of this build yet; the trainer cannot run jobs without it."
-            if runner_spec == DEFAULT_RUNNER
-            else ""
-        )
-        raise CliError(f"{exc}.{hint}") from None
+        raise CliError(str(exc)) from None
+    missing = missing_pipeline_dependencies() if runner_spec == DEFAULT_RUNNER else []
+    if missing:
+        raise CliError(f"the patient pipeline needs {', '.join(missing)}, which this installation lacks; install the "
+                       "trainer extra: pip install -e '.[trainer]'")  # fmt: skip
     for name in ("workers", "max_running_per_clinic", "max_pending_per_clinic"):
         if getattr(args, name) < 1:
             raise CliError(f"--{name.replace('_', '-')} must be ≥ 1")

@@ -48,6 +48,21 @@ def test_tokens_are_stored_hashed_and_new_tokens_work_without_restart(trainer):
     assert info.clinic == "gamma"
 
 
+def test_a_revoked_token_is_refused_by_the_running_server_and_the_clinics_other_tokens_still_work(trainer):
+    registry = ClinicRegistry(trainer.data_dir / "clinics.json")
+    spare = registry.issue_token("alpha")
+    stubs = trainer.stubs()
+    assert stubs.server.GetServerInfo(server_pb2.GetServerInfoRequest()).clinic == "alpha"
+    revoked = registry.revoke(hash_token(trainer.tokens["alpha"])[:8])
+    assert revoked.clinic == "alpha"
+    with pytest.raises(grpc.RpcError) as info:
+        stubs.server.GetServerInfo(server_pb2.GetServerInfoRequest())
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert trainer.stubs(token=spare).server.GetServerInfo(server_pb2.GetServerInfoRequest()).clinic == "alpha"
+    with pytest.raises(KeyError, match="no token with id"):
+        registry.revoke(revoked.token_id)
+
+
 def test_health_answers_without_a_token(trainer):
     health = Stubs.on(trainer.channel(None)).health
     assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
