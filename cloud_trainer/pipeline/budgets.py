@@ -78,7 +78,7 @@ BUDGETS: dict[str, Budget] = {
         name="quick", max_walk_s=30.0, n_cycle_frames=64,
         n_envs=256, n_steps=8, n_minibatches=2, checkpoint_every_s=30.0,
         adaptation_samples=1_000_000, adaptation_eval_repeats=16, adaptation_eval_s=10.0,
-        prediction_samples=1_000_000, task_episode_steps=500, curriculum_min_episodes=256,
+        prediction_samples=2_000_000, task_episode_steps=500, curriculum_min_episodes=256,
         curriculum_window_episodes=256, reference_return_episodes=256, pairs_envs=64, pairs_steps=300,
         bc_epochs=20,
     ),
