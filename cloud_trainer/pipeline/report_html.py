@@ -124,7 +124,7 @@ def _task_section(task: str, doc: Mapping, ground: Mapping | None) -> str:
         facts = ", ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in training.items() if not isinstance(v, dict))
         training_line = f'<p class="small">Training: {facts}.</p>'
     return (
-        f"<section><h2>{escape(TASK_WORDS.get(task, task))}</h2>"
+        f"<section><h2>{escape(TASK_WORDS.get(task, task))}</h2>{_coverage(training, len(levels))}"
         f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
         f"<h3>Where compensations or instability appear</h3>{highlight_list}"
         f"<h3>Trunk lateral sway by level</h3>{_sway_chart(levels, ground)}"
@@ -177,6 +177,22 @@ def _row(lv: Mapping, label: str, baseline_row: bool = False) -> str:
         + cell(_num(comp["swing_time_ratio"], "", 2), "asymmetry")
         + cell(push_text)
         + f"<td>{' · '.join(files) or '—'}</td></tr>"
+    )
+
+
+def _coverage(training: Mapping, n_levels: int) -> str:
+    """One plain sentence on which levels the model learned: above them, a fall may mean the model has not learned the
+    level within this run's compute, not that the patient cannot walk it."""
+    mastered = training.get("levels_mastered")
+    if not isinstance(mastered, int) or isinstance(mastered, bool):
+        return ""
+    if mastered >= n_levels:
+        return f"<p>The model mastered all {n_levels} levels in training.</p>"
+    done = f"levels 1 to {mastered}" if mastered > 1 else ("level 1" if mastered == 1 else "no level")
+    return (
+        f"<p><b>The model mastered {done} in training.</b> The levels above were not mastered within this run's "
+        "compute budget: read a fall or an unreached top there as the limit of what was learned, not as proof that "
+        "the patient cannot walk that level.</p>"
     )
 
 

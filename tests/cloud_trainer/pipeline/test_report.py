@@ -113,3 +113,22 @@ def test_compensation_highlights_compare_the_paretic_side_with_level_ground(docu
     found = [h for h in highlights(changed, ground, RULES) if h["key"] != "not_reached"]
     assert [h["key"] for h in found] == ["knee_range", "circumduction"]
     assert found[0]["text"].startswith("paretic knee flexion range")
+
+
+@pytest.mark.parametrize(("mastered", "text"), [
+    (0, "The model mastered no level in training."), (1, "The model mastered level 1 in training."),
+    (3, "The model mastered levels 1 to 3 in training."), (5, "The model mastered all 5 levels in training."),
+])  # fmt: skip
+def test_html_says_which_levels_the_model_learned_and_how_to_read_the_others(documents, mastered, text, tmp_path):
+    ground, levels = documents
+    five = [dict(levels[0], level=k) for k in range(1, 6)]
+    doc = build_report(
+        patient={"pseudonym": "P-1", "height_m": 1.75, "mass_kg": 70.0, "sex": "male", "affected_side": "left",
+                 "speed_m_s": 0.7, "stride_length_m": 0.8},
+        level_ground=ground, tasks={"stairs": five}, training={"stairs": {"levels_mastered": mastered}},
+    )  # fmt: skip
+    path = tmp_path / "report.html"
+    write_report_html(doc, path)
+    page = html.unescape(path.read_text())
+    assert text in page
+    assert ("not as proof that the patient cannot walk that level" in page) == (mastered < 5)
