@@ -16,7 +16,6 @@ floor.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import mujoco
@@ -32,14 +31,6 @@ def library_path() -> Path:
     from cloud_trainer.motion import library
 
     return Path(library.LIBRARY_PATH)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def atlas_references(model: mujoco.MjModel, path: Path | None = None) -> list[ReferenceMotion]:
@@ -65,9 +56,7 @@ def atlas_references(model: mujoco.MjModel, path: Path | None = None) -> list[Re
         qpos = motion.qpos.copy()
         qpos[:, 2] -= lowest_sole_m(model, qpos).min()
         references.append(
-            dataclasses.replace(
-                motion, qpos=qpos, source=f"healthy motion library: {clip.source} ({clip.license})"
-            )
+            dataclasses.replace(motion, qpos=qpos, source=f"healthy motion library: {clip.source} ({clip.license})")
         )
     if not references:
         raise ReferenceMotionError("the healthy motion library holds no typical walking clip")

@@ -13,9 +13,10 @@ import shutil
 from pathlib import Path
 
 from cloud_trainer.atlas.evaluate import REFERENCE_ATLAS, evaluate_atlas
-from cloud_trainer.atlas.references import atlas_references, file_sha256
+from cloud_trainer.atlas.references import atlas_references
 from cloud_trainer.atlas.train import WEIGHTS_NAME
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
+from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.train import LOG_NAME, read_log, summarize_log
 from cloud_trainer.twin.model import build_twin
 

@@ -14,10 +14,11 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from cloud_trainer.atlas.references import atlas_references, file_sha256, library_path
+from cloud_trainer.atlas.references import atlas_references, library_path
 from cloud_trainer.atlas.weights import manifest, save_atlas
 from cloud_trainer.envs.base import LocomotionConfig
 from cloud_trainer.envs.walk import WalkEnv, default_config
+from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.ppo import PPOArgs
 from cloud_trainer.learn.train import TrainArgs, Trainer
 from cloud_trainer.motion.reference import ReferenceMotion

@@ -35,6 +35,8 @@ def manifest_path_for(onnx_path: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    # Its own copy of cloud_trainer.hashing.file_sha256: this module imports nothing else of the project, so that the
+    # bedside can run it alone (tests/cloud_trainer/pipeline/test_onnx.py::test_runner_needs_no_torch).
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

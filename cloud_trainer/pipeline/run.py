@@ -29,7 +29,6 @@ process's peak resident memory: in ``training.json`` and the report's ``run`` se
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import threading
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from cloud_trainer.envs.constants import ACTION_WIDTH, OBSERVATION_WIDTH
+from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.ppo import PPO
 from cloud_trainer.learn.train import peak_rss_mb
 from cloud_trainer.pipeline.api import Artifact, PipelineRequest, PipelineResult, ProgressCallback, ProgressEvent, Stage
@@ -96,7 +96,7 @@ class PipelineRun:
         r = self.request
         return {
             "input": str(Path(r.input_path).resolve()),
-            "input_sha256": _sha256(Path(r.input_path)) if Path(r.input_path).is_file() else None,
+            "input_sha256": file_sha256(Path(r.input_path)) if Path(r.input_path).is_file() else None,
             "tasks": list(r.tasks),
             "budget": r.budget,
             "method": r.method,
@@ -544,16 +544,8 @@ def _last_gail(rows: list[dict]) -> dict | None:
     return {k: rows[-1][k] for k in keys} if keys else None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _artifact(out: Path, path: Path, kind: str, task: str | None = None, level: int | None = None) -> Artifact:
-    return Artifact(kind, path.relative_to(out), task, level, _sha256(path), path.stat().st_size)
+    return Artifact(kind, path.relative_to(out), task, level, file_sha256(path), path.stat().st_size)
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from cloud_trainer.hashing import file_sha256
+
 #: The analysed copy of a clip without analysis sections, in the output directory, and its provenance record.
 ANALYSED_NAME = "input.analysed.stclip"
 ANALYSED_RECORD = "input.analysis.json"
@@ -121,7 +123,7 @@ def prepare_input(path: Path, out: Path, log: TextIO) -> Path:
     if all(name in clip.sections for name in NEEDED_SECTIONS):
         return path
     copy, record = out / ANALYSED_NAME, out / ANALYSED_RECORD
-    source_sha = _sha256(path)
+    source_sha = file_sha256(path)
     if copy.exists() and record.exists():
         try:
             if json.loads(record.read_text()).get("source_sha256") == source_sha:
@@ -287,11 +289,3 @@ def summary_text(result, wall_s: float) -> str:
     return "\n".join(lines)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
