@@ -331,7 +331,9 @@ def collect_rollout(
     """Step every environment ``n_steps`` times with sampled actions from ``obs`` on.
 
     Returns the rollout, the observation to continue from, the mean of every logged term over the steps, and the
-    returns and lengths (control steps) of the episodes that ended.
+    returns and lengths (control steps) of the episodes that ended. The returns are the task's reward alone: guidance
+    terms outside the paper's reward (the stair cue; zero elsewhere) are taken out, so returns compare across cue on
+    and off.
     """
     n_steps = ppo.args.n_steps
     rollout = ppo.new_rollout()
@@ -346,7 +348,8 @@ def collect_rollout(
             terms[name] = terms.get(name, 0.0) + value / n_steps
         if "_episode" in infos:
             done = infos["_episode"]
-            returns.extend(infos["episode_return"][done].tolist())
+            external = infos["episode_return"] - infos.get("episode_guidance", 0.0)
+            returns.extend(external[done].tolist())
             lengths.extend(infos["episode_length"][done].tolist())
         obs = next_obs
     rollout.next_obs = torch.from_numpy(obs)
@@ -388,4 +391,3 @@ def summarize_log(rows: list[dict], every_samples: int) -> list[dict]:
         out["peak_rss_mb"] = max(r.get("peak_rss_mb") or 0.0 for r in window)
         summary.append(out)
     return summary
-

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from cloud_trainer.envs.base import TwinVecEnv
-from cloud_trainer.learn.ppo import PPO, Rollout
-from cloud_trainer.learn.train import load_checkpoint, peak_rss_mb, ppo_args_from_dict, save_atomic
+from cloud_trainer.learn.ppo import PPO
+from cloud_trainer.learn.train import collect_rollout, load_checkpoint, peak_rss_mb, ppo_args_from_dict, save_atomic
 from cloud_trainer.pipeline.bc import BCLoss, bc_weight
 from cloud_trainer.pipeline.curriculum import Curriculum
 from cloud_trainer.pipeline.errors import PipelineCancelled, PipelineStateError
@@ -259,35 +259,6 @@ class StageTrainer:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
         with open(self.log_path, "a") as f:
             f.write(json.dumps(clean) + "\n")
-
-
-def collect_rollout(
-    env: TwinVecEnv, ppo: PPO, obs: np.ndarray
-) -> tuple[Rollout, np.ndarray, dict[str, float], list[float], list[int]]:
-    """``n_steps`` control steps of every environment with sampled actions.
-
-    Returns the rollout, the observation to continue from, the mean of every logged term, and the returns (the
-    environment's reward without the stair cue) and lengths of the episodes that ended.
-    """
-    n_steps = ppo.args.n_steps
-    rollout = ppo.new_rollout()
-    terms: dict[str, float] = {}
-    returns: list[float] = []
-    lengths: list[int] = []
-    for _ in range(n_steps):
-        actions = ppo.act(obs)
-        next_obs, reward, terminated, truncated, infos = env.step(actions.numpy())
-        rollout.add(obs, actions, reward, terminated, truncated, infos.get("final_obs"))
-        for name, value in infos["log"].items():
-            terms[name] = terms.get(name, 0.0) + value / n_steps
-        if "_episode" in infos:
-            done = infos["_episode"]
-            external = infos["episode_return"] - infos.get("episode_guidance", 0.0)
-            returns.extend(external[done].tolist())
-            lengths.extend(infos["episode_length"][done].tolist())
-        obs = next_obs
-    rollout.next_obs = torch.from_numpy(obs)
-    return rollout, obs, terms, returns, lengths
 
 
 def load_checkpoint_stage(path: Path) -> dict:
