@@ -111,17 +111,28 @@ def load_atlas(path: Path | None = None) -> AtlasPolicy:
         hint = " (the shipped atlas is missing: train one with `stridetwin atlas train`)"
         hint = hint if path == SHIPPED_WEIGHTS else ""
         raise AtlasWeightsError(f"{path}: no such weights file{hint}")
+    return read_policy_file(path, ATLAS_FORMAT, "atlas weights", "written by `stridetwin atlas train`",
+                            "retrain the atlas")  # fmt: skip
+
+
+def read_policy_file(path: Path, file_format: str, kind: str, written_by: str, remedy: str) -> AtlasPolicy:
+    """Read and validate a policy file of ``file_format`` (the atlas's layout: ``ppo_args``, ``policy``, ``value``,
+    ``manifest``); ``kind``, ``written_by`` and ``remedy`` word the errors.
+
+    Raises:
+        AtlasWeightsError: not a readable torch file, another format, built for another observation or action
+            layout, damaged state, or non-finite weights (the message says which and what was expected).
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged files raise many types (pickle, zip, EOF, runtime)
         raise AtlasWeightsError(
-            f"{path}: not a readable atlas weights file ({type(exc).__name__}: {_first_line(exc)}); expected a "
-            f"{ATLAS_FORMAT!r} "
-            "file written by `stridetwin atlas train`"
+            f"{path}: not a readable {kind} file ({type(exc).__name__}: {_first_line(exc)}); expected a "
+            f"{file_format!r} file {written_by}"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != ATLAS_FORMAT:
+    if not isinstance(state, dict) or state.get("format") != file_format:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise AtlasWeightsError(f"{path}: expected a {ATLAS_FORMAT!r} weights file, found {found!r}")
+        raise AtlasWeightsError(f"{path}: expected a {file_format!r} {kind} file, found {found!r}")
     meta = state.get("manifest") or {}
     expected = {
         "observation_layout": [list(item) for item in FRAME_LAYOUT],
@@ -131,18 +142,17 @@ def load_atlas(path: Path | None = None) -> AtlasPolicy:
     for key, value in expected.items():
         if meta.get(key) != value:
             raise AtlasWeightsError(
-                f"{path}: built for {key} {meta.get(key)!r}, but this version's environment has {value!r}; "
-                "retrain the atlas"
+                f"{path}: built for {key} {meta.get(key)!r}, but this version's environment has {value!r}; {remedy}"
             )
     try:
         args = ppo_args_from_dict(state["ppo_args"])
         policy = GaussianPolicy(OBSERVATION_WIDTH, ACTION_WIDTH, args)
         policy.load_state_dict(state["policy"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise AtlasWeightsError(f"{path}: damaged atlas weights ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise AtlasWeightsError(f"{path}: damaged {kind} ({type(exc).__name__}: {_first_line(exc)})") from None
     for name, tensor in policy.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise AtlasWeightsError(f"{path}: damaged atlas weights (non-finite values in {name})")
+            raise AtlasWeightsError(f"{path}: damaged {kind} (non-finite values in {name})")
     policy.eval()
     return AtlasPolicy(policy=policy, ppo_args=args, manifest=meta, path=path, state=state)
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
-
-from cloud_trainer.atlas.weights import AtlasPolicy, AtlasWeightsError
-from cloud_trainer.envs.constants import ACTION_LAYOUT, ACTION_WIDTH, FRAME_LAYOUT, N_STACKED_FRAMES, OBSERVATION_WIDTH
-from cloud_trainer.learn.ppo import PPO, GaussianPolicy
-from cloud_trainer.learn.train import ppo_args_from_dict, save_atomic
+from cloud_trainer.atlas.weights import AtlasPolicy, AtlasWeightsError, read_policy_file
+from cloud_trainer.envs.constants import ACTION_WIDTH, OBSERVATION_WIDTH
+from cloud_trainer.learn.ppo import PPO
+from cloud_trainer.learn.train import save_atomic
 
 POLICY_FORMAT = "stridetwin.policy/1"
 
@@ -46,33 +44,8 @@ def load_policy(path: Path) -> AtlasPolicy:
     path = Path(path)
     if not path.is_file():
         raise AtlasWeightsError(f"{path}: no such policy file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged file raises many types
-        raise AtlasWeightsError(f"{path}: not a readable policy file ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != POLICY_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise AtlasWeightsError(f"{path}: expected a {POLICY_FORMAT!r} file, found {found!r}")
-    meta = state.get("manifest") or {}
-    expected = {
-        "observation_layout": [list(item) for item in FRAME_LAYOUT],
-        "n_stacked_frames": N_STACKED_FRAMES,
-        "action_layout": [list(item) for item in ACTION_LAYOUT],
-    }
-    for key, value in expected.items():
-        if meta.get(key) != value:
-            raise AtlasWeightsError(f"{path}: built for {key} {meta.get(key)!r}, this version has {value!r}")
-    try:
-        args = ppo_args_from_dict(state["ppo_args"])
-        policy = GaussianPolicy(OBSERVATION_WIDTH, ACTION_WIDTH, args)
-        policy.load_state_dict(state["policy"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise AtlasWeightsError(f"{path}: damaged policy file ({type(exc).__name__}: {exc})") from None
-    for name, tensor in policy.state_dict().items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise AtlasWeightsError(f"{path}: damaged policy file (non-finite values in {name})")
-    policy.eval()
-    return AtlasPolicy(policy=policy, ppo_args=args, manifest=meta, path=path, state=state)
+    return read_policy_file(path, POLICY_FORMAT, "policy", "written by the patient pipeline",
+                            "train the patient's policies again")  # fmt: skip
 
 
 def ppo_from_policy(policy: AtlasPolicy, args=None) -> PPO:

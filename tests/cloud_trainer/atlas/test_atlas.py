@@ -87,7 +87,7 @@ def test_missing_and_damaged_weights_are_clear_errors(tmp_path) -> None:
         load_atlas(truncated)
     other = tmp_path / "other.pt"
     torch.save({"format": "stridetwin.ppo-checkpoint/1"}, other)
-    with pytest.raises(AtlasWeightsError, match=r"expected a 'stridetwin\.atlas/1' weights file"):
+    with pytest.raises(AtlasWeightsError, match=r"expected a 'stridetwin\.atlas/1' atlas weights file"):
         load_atlas(other)
     state = torch.load(SHIPPED_WEIGHTS, weights_only=True)
     state["manifest"]["observation_layout"] = state["manifest"]["observation_layout"][:-1]
