@@ -12,14 +12,16 @@ sender and results library against ``stridetwin trainer serve`` (TLS, a separate
     downloaded, verified and stored every artifact: small artifacts (report, angles), repeated, and a big artifact
     (a video-sized file), whose watch and fetch run in a fresh app process for its peak RSS.
 
-Jobs run the patient pipeline when it is installed, else the service tests' runner double (it reads the clip,
-checkpoints, and writes a report, angles and, when asked, an artifact of a given size). Wall-clock figures on a shared
-2-core machine vary with its load; each says what it measured.
+(d) **The same with the patient pipeline** (full mode): a virtual patient's analysed walk, a smoke job (both tasks),
+    and the latency from the job's end to its 29 real artifacts (ONNX, videos, report) verified in the library.
+
+(a)-(c) run the service tests' runner double (it reads the clip, checkpoints, and writes a report, angles and, when
+asked, an artifact of a given size): they measure the road, with artifacts of chosen sizes, not training. Wall-clock
+figures on a shared 2-core machine vary with its load; each says what it measured.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -75,7 +77,9 @@ print(json.dumps({"latency_s": verified - ended, "from_finished_s": verified - j
 class _Trainer:
     """``stridetwin trainer serve`` (TLS) in a subprocess, set up with ``trainer init`` in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, artifact_bytes: int = 0, step_s: float = 0.01) -> None:
+    def __init__(
+        self, data_dir: Path, artifact_bytes: int = 0, step_s: float = 0.01, runner: str | None = TEST_RUNNER
+    ) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "STRIDETWIN_TEST_STEP_S": str(step_s),
                "STRIDETWIN_TEST_ARTIFACT_BYTES": str(artifact_bytes)}  # fmt: skip
         token_file = data_dir.with_suffix(".token")
@@ -84,11 +88,10 @@ class _Trainer:
                        capture_output=True)  # fmt: skip
         self.token = token_file.read_text().strip()
         self.ca = data_dir / "tls" / "ca.pem"
-        pipeline = importlib.util.find_spec("cloud_trainer.pipeline.run") is not None
-        self.runner = "patient pipeline" if pipeline else "runner double (tests)"
+        self.runner = "runner double (tests)" if runner else "patient pipeline"
         args = [sys.executable, "-m", "stridetwin", "trainer", "serve", "--dir", str(data_dir), "--address",
                 "127.0.0.1:0", "--upload-rate-mb-s", "0", "--max-clip-mb", "4096", "--max-calls-per-s", "1000",
-                "--max-pending-per-clinic", "100", "--workers", "2", *([] if pipeline else ["--runner", TEST_RUNNER])]
+                "--max-pending-per-clinic", "100", "--workers", "2", *(["--runner", runner] if runner else [])]
         self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)  # fmt: skip
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -165,22 +168,25 @@ def _throughput(trainer: _Trainer, tmp: Path, clips: list[Path], with_jobs: bool
             "submit_ms_median": statistics.median(submit_ms) if submit_ms else None}  # fmt: skip
 
 
-def _latency_small(trainer: _Trainer, tmp: Path, n_jobs: int) -> tuple[list[float], list[float]]:
-    """Per job, in this process: each clip is sent with a smoke job and watched at once; seconds from the trainer's
-    ``finished_unix_s`` and from the result event to every artifact verified in the library."""
+def _latency(
+    trainer: _Trainer, folder: Path, clips: list[Path], tasks: tuple[str, ...] = ("slope",)
+) -> tuple[list[float], list[float], int]:
+    """Per clip, in this process: the clip is sent with a smoke job and watched at once; seconds from the trainer's
+    ``finished_unix_s`` and from the result event to every artifact verified in the library, and the artifacts' count
+    (of the last job)."""
     from capture_app.link.client import TrainerClient
     from capture_app.link.outbox import JobRequest, Outbox
     from capture_app.link.results import ResultsLibrary
     from capture_app.link.sender import OutboxSender
 
-    outbox = Outbox(tmp / "app-latency")
+    outbox = Outbox(folder)
     settings = trainer.settings()
     sender = OutboxSender(outbox, lambda: TrainerClient(settings))
     library = ResultsLibrary(outbox.data_dir, outbox)
     from_finished, from_event = [], []
     with TrainerClient(settings) as client:
-        for path in _clips(tmp / "lat-clips", n_jobs, 400, first_seed=3000):
-            entry = outbox.enqueue(path, JobRequest(("slope",), "smoke"))
+        for path in clips:
+            entry = outbox.enqueue(path, JobRequest(tasks, "smoke"))
             sender.run()
             job_id = outbox.sent(entry_id=entry.entry_id)[0].job_id
             for event in client.watch_job(job_id):
@@ -191,7 +197,7 @@ def _latency_small(trainer: _Trainer, tmp: Path, n_jobs: int) -> tuple[list[floa
             assert result.complete
             from_event.append(verified_s - event_s)
             from_finished.append(verified_s - client.get_job(job_id).finished_unix_s)
-    return from_finished, from_event
+    return from_finished, from_event, len(result.artifacts)
 
 
 def run(quick: bool = False) -> dict:
@@ -220,7 +226,8 @@ def run(quick: bool = False) -> dict:
             figures["upload_call_ms_median"] = round(plain["upload_call_ms_median"], 1)
             figures["outbox_clips_per_s_with_job_submit"] = round(jobs["clips_per_s"], 1)
             figures["submit_ms_median"] = round(jobs["submit_ms_median"], 1)
-            from_finished, from_event = _latency_small(trainer, tmp, 3 if quick else 9)
+            lat_clips = _clips(tmp / "lat-clips", 3 if quick else 9, 400, first_seed=3000)
+            from_finished, from_event, _ = _latency(trainer, tmp / "app-latency", lat_clips)
             figures["job_finished_to_artifacts_verified_s_small_median"] = round(statistics.median(from_finished), 3)
             figures["job_finished_to_artifacts_verified_s_small_max"] = round(max(from_finished), 3)
             figures["result_event_to_artifacts_verified_s_small_median"] = round(statistics.median(from_event), 3)
@@ -254,6 +261,19 @@ def run(quick: bool = False) -> dict:
             figures[f"fetch_mb_s_{label}"] = round(got["n_bytes"] / 1e6 / got["latency_s"], 1)
         finally:
             trainer.stop()
+
+        if not quick:  # (d): the patient pipeline's own artifacts
+            from tests.cloud_trainer.pipeline.clips import analysed_clip
+
+            (tmp / "walks").mkdir()
+            walks = [analysed_clip(tmp / "walks", f"walk{i}", seed=str(40 + i)) for i in range(3)]
+            trainer = _Trainer(tmp / "trainer-pipeline", runner=None)
+            try:
+                from_finished, _, n = _latency(trainer, tmp / "app-pipeline", walks, ("slope", "stairs"))
+                figures["pipeline_smoke_job_finished_to_artifacts_verified_s"] = [round(x, 3) for x in from_finished]
+                figures["pipeline_smoke_job_artifacts"] = n
+            finally:
+                trainer.stop()
     return figures
 
 

@@ -302,6 +302,8 @@ class TwinVecEnv(VectorEnv):
             infos["episode_return"] = self._episode_return.copy()
             infos["episode_guidance"] = self._episode_guidance.copy()
             infos["episode_length"] = self._steps.copy()
+            # ended by a fall, a non-foot contact or an unstable simulation (not by the time limit or the course end)
+            infos["episode_terminated"] = terminated.copy()
             infos["_episode"] = done
             self._reset_envs(ids)
         obs = self._obs.reshape(self.num_envs, -1).copy()

@@ -287,7 +287,7 @@ class Trainer:
         since_checkpoint = 0
         while not (reason := self._budget_left(started)):
             t0 = time.perf_counter()
-            rollout, obs, terms, returns, lengths = collect_rollout(env, ppo, obs)
+            rollout, obs, terms, returns, lengths, _ = collect_rollout(env, ppo, obs)
             t1 = time.perf_counter()
             # --- the PPO update
             stats = ppo.update(rollout)
@@ -327,11 +327,12 @@ class Trainer:
 
 def collect_rollout(
     env: TwinVecEnv, ppo: PPO, obs: np.ndarray
-) -> tuple[Rollout, np.ndarray, dict[str, float], list[float], list[int]]:
+) -> tuple[Rollout, np.ndarray, dict[str, float], list[float], list[int], list[bool]]:
     """Step every environment ``n_steps`` times with sampled actions from ``obs`` on.
 
     Returns the rollout, the observation to continue from, the mean of every logged term over the steps, and the
-    returns and lengths (control steps) of the episodes that ended. The returns are the task's reward alone: guidance
+    returns, lengths (control steps) and whether they ended in a fall (terminated: a fall, a non-foot contact, an
+    unstable simulation) of the episodes that ended. The returns are the task's reward alone: guidance
     terms outside the paper's reward (the stair cue; zero elsewhere) are taken out, so returns compare across cue on
     and off.
     """
@@ -340,6 +341,7 @@ def collect_rollout(
     terms: dict[str, float] = {}
     returns: list[float] = []
     lengths: list[int] = []
+    fell: list[bool] = []
     for _ in range(n_steps):
         actions = ppo.act(obs)
         next_obs, reward, terminated, truncated, infos = env.step(actions.numpy())
@@ -351,9 +353,10 @@ def collect_rollout(
             external = infos["episode_return"] - infos.get("episode_guidance", 0.0)
             returns.extend(external[done].tolist())
             lengths.extend(infos["episode_length"][done].tolist())
+            fell.extend(infos["episode_terminated"][done].tolist())
         obs = next_obs
     rollout.next_obs = torch.from_numpy(obs)
-    return rollout, obs, terms, returns, lengths
+    return rollout, obs, terms, returns, lengths, fell
 
 
 def read_log(path: Path) -> list[dict]:

@@ -7,6 +7,11 @@ Here: a level is mastered when at least ``min_episodes`` episodes have ended at 
 mean return on flat ground under the same task and episode length, :attr:`reference_return`). Returns are the
 environment's own reward (the GAIL reward and the stair cue are not counted).
 
+Our addition: at most ``max_fall_fraction`` (10 %) of those episodes may have ended in a fall. The paper's rule is
+relative to the patient's own flat-ground return, so a policy that cannot walk on flat ground (a physics-only baseline
+early in training) would "master" every level by falling as early as it does on flat ground; a therapist reads
+"mastered" as "walks it".
+
 The stair guidance cue (Methods, "Task II") "only facilitates initial learning and is disabled once mastery is
 achieved": with ``guidance`` on, each level is first trained with the cue; when the rule is met the cue is switched
 off and the level must be mastered again without it before promotion, so no level is reported mastered with the cue.
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 
 N_LEVELS = 5
 THRESHOLD_FRACTION = 0.9
+MAX_FALL_FRACTION = 0.1
 
 
 @dataclass
@@ -46,6 +52,7 @@ class Curriculum:
 
     reference_return: float = float("nan")
     threshold_fraction: float = THRESHOLD_FRACTION
+    max_fall_fraction: float = MAX_FALL_FRACTION
     min_episodes: int = 500
     window_episodes: int = 200
     n_levels: int = N_LEVELS
@@ -55,6 +62,7 @@ class Curriculum:
     complete: bool = False
     records: list[LevelRecord] = field(default_factory=list)
     _recent: deque = field(default_factory=deque, repr=False)
+    _recent_falls: deque = field(default_factory=deque, repr=False)
     _episodes_phase: int = 0
 
     def __post_init__(self) -> None:
@@ -62,6 +70,7 @@ class Curriculum:
             self.records = [LevelRecord(self.level, 0, 0.0)]
             self.cue_on = self.guidance
         self._recent = deque(self._recent, maxlen=self.window_episodes)
+        self._recent_falls = deque(self._recent_falls, maxlen=self.window_episodes)
 
     @property
     def threshold(self) -> float:
@@ -72,24 +81,35 @@ class Curriculum:
         return sum(self._recent) / len(self._recent) if self._recent else None
 
     @property
+    def fall_fraction(self) -> float | None:
+        return sum(self._recent_falls) / len(self._recent_falls) if self._recent_falls else None
+
+    @property
     def levels_mastered(self) -> int:
         """The highest level mastered (0: none)."""
         return max((r.level for r in self.records if r.samples_mastered is not None), default=0)
 
-    def observe(self, returns: list[float], samples: int, wall_s: float) -> str:
-        """Fold in the returns of episodes that just ended (after ``samples`` task samples and ``wall_s`` seconds);
-        returns ``""``, ``"cue_off"``, ``"promoted"`` or ``"complete"`` (the last level mastered)."""
+    def observe(self, returns: list[float], samples: int, wall_s: float, fell: list[bool] | None = None) -> str:
+        """Fold in the returns of episodes that just ended (after ``samples`` task samples and ``wall_s`` seconds) and
+        whether each ended in a fall (default: none did); returns ``""``, ``"cue_off"``, ``"promoted"`` or
+        ``"complete"`` (the last level mastered)."""
         if self.complete or not returns:
             return ""
+        if fell is not None and len(fell) != len(returns):
+            raise ValueError(f"{len(returns)} returns but {len(fell)} fall flags")
         record = self.records[-1]
         self._recent.extend(returns)
+        self._recent_falls.extend(fell if fell is not None else [False] * len(returns))
         self._episodes_phase += len(returns)
         record.episodes += len(returns)
         mean = self.mean_return
         record.best_mean_return = mean if record.best_mean_return is None else max(record.best_mean_return, mean)
         if self._episodes_phase < self.min_episodes or mean is None or not mean >= self.threshold:
             return ""
+        if self.fall_fraction is not None and self.fall_fraction > self.max_fall_fraction:
+            return ""
         self._recent.clear()
+        self._recent_falls.clear()
         self._episodes_phase = 0
         if self.cue_on:
             self.cue_on = False
@@ -112,6 +132,7 @@ class Curriculum:
             "complete": self.complete,
             "records": [vars(r).copy() for r in self.records],
             "recent": list(self._recent),
+            "recent_falls": list(self._recent_falls),
             "episodes_phase": self._episodes_phase,
         }
 
@@ -120,6 +141,7 @@ class Curriculum:
         self.level, self.cue_on, self.complete = int(state["level"]), bool(state["cue_on"]), bool(state["complete"])
         self.records = [LevelRecord(**r) for r in state["records"]]
         self._recent = deque(state["recent"], maxlen=self.window_episodes)
+        self._recent_falls = deque(state.get("recent_falls", ()), maxlen=self.window_episodes)
         self._episodes_phase = int(state["episodes_phase"])
 
     def to_json(self) -> dict:
@@ -128,6 +150,7 @@ class Curriculum:
             "reference_return": self.reference_return,
             "threshold_fraction": self.threshold_fraction,
             "threshold_return": self.threshold,
+            "max_fall_fraction": self.max_fall_fraction,
             "min_episodes": self.min_episodes,
             "window_episodes": self.window_episodes,
             "guidance_cue": self.guidance,

@@ -206,7 +206,7 @@ class StageTrainer:
     def _iterate(self, env: TwinVecEnv, obs: np.ndarray) -> tuple[dict, np.ndarray, str]:
         ppo, c = self.ppo, self.counters_
         t0 = time.perf_counter()
-        rollout, obs, terms, returns, lengths = collect_rollout(env, ppo, obs)
+        rollout, obs, terms, returns, lengths, fell = collect_rollout(env, ppo, obs)
         t1 = time.perf_counter()
         gail_stats: dict[str, float] = {}
         if self.discriminator is not None:
@@ -230,7 +230,7 @@ class StageTrainer:
         level = curriculum.level if curriculum is not None else None
         cue = curriculum.cue_on if curriculum is not None else False
         if curriculum is not None:
-            event = curriculum.observe(returns, c.samples, c.wall_s)
+            event = curriculum.observe(returns, c.samples, c.wall_s, fell)
         row = {
             "update": c.updates,
             "samples": c.samples,
@@ -245,6 +245,7 @@ class StageTrainer:
             "episode_return": float(np.mean(returns)) if returns else math.nan,
             "episode_length_steps": float(np.mean(lengths)) if lengths else math.nan,
             "curriculum_mean_return": curriculum.mean_return if curriculum is not None else None,
+            "curriculum_fall_fraction": curriculum.fall_fraction if curriculum is not None else None,
             "step_reward": float(rollout.rewards.mean()),
             "bc_weight": weight,
             **{name: round(value, 5) for name, value in sorted(terms.items())},

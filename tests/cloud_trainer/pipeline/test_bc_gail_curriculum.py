@@ -149,6 +149,18 @@ def test_promotion_needs_enough_episodes_and_90_percent_of_the_flat_return() -> 
     assert c.records[1].samples_mastered == 4500
 
 
+def test_a_level_where_more_than_10_percent_of_the_window_falls_is_not_mastered() -> None:
+    # a walker that falls as early on the task as on flat ground meets the return rule but walks nothing
+    c = Curriculum(reference_return=20.0, min_episodes=10, window_episodes=10)
+    assert c.observe([20.0] * 10, samples=100, wall_s=1.0, fell=[True] * 10) == ""
+    assert c.fall_fraction == 1.0
+    assert c.observe([20.0] * 8, samples=200, wall_s=2.0, fell=[False] * 8) == ""  # 2 of the last 10 fell
+    assert c.fall_fraction == 0.2
+    assert c.observe([20.0], samples=300, wall_s=3.0, fell=[False]) == "promoted"  # 1 of 10: at most 10 %
+    with pytest.raises(ValueError, match="2 returns but 1 fall flags"):
+        c.observe([20.0, 20.0], samples=400, wall_s=4.0, fell=[False])
+
+
 def test_the_last_level_completes_the_curriculum() -> None:
     c = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=1)
     events = [c.observe([10.0], samples=i, wall_s=i) for i in range(1, 7)]
