@@ -32,16 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from capture_app.core.session.analysis import WalkAnalysis
-    from sensor_drivers.errors import RecordingFormatError
-    from sensor_drivers.recording.clipfile import read_clip
     from stridetwin.cli import CliError
+    from stridetwin.commands._clip import read_clip_or_exit
 
-    try:
-        clip = read_clip(args.file, allow_unfinished=True)
-    except FileNotFoundError:
-        raise CliError(f"{args.file}: no such file") from None
-    except RecordingFormatError as exc:
-        raise CliError(str(exc)) from None
+    clip = read_clip_or_exit(args.file)
     analysis = WalkAnalysis(apply_relabelling=args.relabel).analyze(clip)
     if args.angles_csv:
         try:
