@@ -56,7 +56,7 @@ def manifest(config: LocomotionConfig, extra: dict) -> dict:
         "residual_scale_rad": config.residual_scale_rad,
         "torque_fraction_range": list(config.torque_fraction_range),
         "control_period_s": CONTROL_PERIOD_S,
-        "task_config": _jsonable(dataclasses.asdict(config)),
+        "task_config": task_config_document(config),
         **extra,
     }
 
@@ -161,6 +161,11 @@ def _first_line(exc: Exception) -> str:
     """The first line of an exception's message (torch's unpickling errors run to a page of advice)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else ""
+
+
+def task_config_document(config: LocomotionConfig) -> dict:
+    """A task configuration as a JSON-ready dictionary (tuples as lists, keys as strings), for manifests."""
+    return _jsonable(dataclasses.asdict(config))
 
 
 def _jsonable(value):

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cloud_trainer.atlas.weights import task_config_document
 from cloud_trainer.envs.constants import (
     ACTION_LAYOUT,
     ACTION_WIDTH,
@@ -311,7 +312,7 @@ def _manifest(
             "stride_length_m": reference.stride_length_m,
             "cycle_period_s": reference.cycle_period_s,
         },
-        "task_config": _jsonable(dataclasses.asdict(config)),
+        "task_config": task_config_document(config),
         "provenance": provenance or {},
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -321,11 +322,3 @@ def _write_json(path: Path, document: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
