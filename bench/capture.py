@@ -28,10 +28,10 @@ from typing import Any
 
 from bench.capture_timing import clock_accuracy
 from bench.recording import peak_rss_of_recording
-from sensor_drivers.drivers import serial as serial_driver_module
 from sensor_drivers.drivers.kit import KitDriver
 from sensor_drivers.drivers.pty_server import PtyServer
 from sensor_drivers.drivers.registry import default_registry
+from sensor_drivers.drivers.serial import reader_thread
 from sensor_drivers.protocols.stridetwin_frame import DeviceInfo, StrideTwinEncoder
 from sensor_drivers.sample import ImuSample
 from sensor_drivers.sites import KIT_SITES
@@ -113,7 +113,7 @@ async def _consume(links: list[str], conn: Any, with_timing: bool) -> dict[str, 
                 timing_cpu_s[0] += time.thread_time() - t0
 
     async with kit:
-        reader = serial_driver_module._READER._thread  # the one thread that reads, decodes and stamps every port
+        reader = reader_thread()
         reader_clock = time.pthread_getcpuclockid(reader.ident) if reader is not None and reader.ident else None
         conn.send(time.monotonic() + 0.3)
         cpu0, wall0 = time.process_time(), time.monotonic()

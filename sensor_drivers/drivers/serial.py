@@ -414,6 +414,12 @@ def _hand_over(entries: list[tuple[SerialDriver, list[StreamItem], bool]]) -> No
 _READER = _Reader()
 
 
+def reader_thread() -> threading.Thread | None:
+    """The thread that reads, decodes and stamps every open port of this process (None while no port is open);
+    for measuring its CPU time (``bench/capture.py``)."""
+    return _READER._thread
+
+
 def _read_available(port: serial.Serial) -> bytes:
     """Whatever the port holds now (possibly nothing), without blocking; raises when the device is gone."""
     fd = getattr(port, "fd", None)
