@@ -3,13 +3,12 @@ verb returning self, results in attributes ending in ``_``."""
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 
 from sensor_drivers.timing.clock import ClockSync
 from sensor_drivers.timing.resample import GridResampler, SensorSeries
+from tests.conformance import constructed_and_run, documentation
 
 CASES = [
     (
@@ -31,13 +30,7 @@ CASES = [
 
 @pytest.mark.parametrize(("cls", "params", "verb", "args", "results"), CASES, ids=lambda c: getattr(c, "__name__", ""))
 def test_algorithm_conformance(cls: type, params: dict, verb: str, args: tuple, results: tuple[str, ...]) -> None:
-    signature = inspect.signature(cls.__init__)
-    defaults = {k: p.default for k, p in signature.parameters.items() if k != "self"}
-    assert all(d is not inspect.Parameter.empty for d in defaults.values())  # every parameter has a default
-    algo = cls(**params)
-    for name in defaults:
-        assert getattr(algo, name) == params.get(name, defaults[name])
-    assert getattr(algo, verb)(*args) is algo
+    algo = constructed_and_run(cls, params, verb, args)
     for name in results:
         assert hasattr(algo, name)
-        assert name in (inspect.getdoc(cls) or "") + (inspect.getdoc(getattr(cls, verb)) or "")
+        assert name in documentation(cls, verb)

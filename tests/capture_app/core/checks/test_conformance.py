@@ -3,8 +3,6 @@ returning self, results in documented attributes ending in ``_``."""
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 
@@ -20,6 +18,7 @@ from capture_app.core.checks import (
 )
 from capture_app.core.checks.placement import EXPECTED_ROTATION_SEGMENT_SENSOR
 from capture_app.core.signals import KitSignals, SiteSignals
+from tests.conformance import constructed_and_run, documentation
 
 
 def _still_kit() -> KitSignals:
@@ -92,18 +91,10 @@ CASES = [
 
 @pytest.mark.parametrize(("cls", "params", "verb", "args", "results"), CASES, ids=lambda c: getattr(c, "__name__", ""))
 def test_algorithm_conformance(cls: type, params: dict, verb: str, args: tuple, results: tuple[str, ...]) -> None:
-    signature = inspect.signature(cls.__init__)
-    defaults = {k: p.default for k, p in signature.parameters.items() if k != "self"}
-    assert all(d is not inspect.Parameter.empty for d in defaults.values())  # every parameter has a default
-    algo = cls(**params)
-    for name in defaults:
-        assert getattr(algo, name) is params.get(name, defaults[name]) or getattr(algo, name) == params.get(
-            name, defaults[name]
-        )
-    assert getattr(algo, verb)(*args) is algo
+    algo = constructed_and_run(cls, params, verb, args)
     for name in results:
         assert hasattr(algo, name)
-        assert name in (inspect.getdoc(cls) or "") + (inspect.getdoc(getattr(cls, verb)) or "")
+        assert name in documentation(cls, verb)
     assert cls().__class__ is cls  # constructible with defaults only
 
 

@@ -3,7 +3,6 @@ stored as given, one action verb returns self, and every result (attributes endi
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from capture_app.core.gait.steps import ShankInclination
 from capture_app.core.gait.strides import HeadingChange, StrideSegmentation
 from capture_app.core.signals import KitSignals, SiteSignals
 from sensor_drivers.sites import Site
+from tests.conformance import constructed_and_run, documentation
 
 from .synthetic import synthetic_shank
 
@@ -87,14 +87,8 @@ CASES: list[tuple[type, dict[str, Any], str, Callable[[], tuple], dict[str, Any]
 
 @pytest.mark.parametrize(("cls", "params", "verb", "args", "kwargs"), CASES, ids=[c[0].__name__ for c in CASES])
 def test_algorithm_conformance(cls: type, params: dict, verb: str, args: Callable[[], tuple], kwargs: dict) -> None:
-    signature = inspect.signature(cls.__init__)
-    defaults = {k: p.default for k, p in signature.parameters.items() if k != "self"}
-    assert all(d is not inspect.Parameter.empty for d in defaults.values())  # every parameter has a default
-    algo = cls(**params)
-    for name in defaults:
-        assert getattr(algo, name) == params.get(name, defaults[name])
-    assert getattr(algo, verb)(*args(), **kwargs) is algo
-    documented = (inspect.getdoc(cls) or "") + (inspect.getdoc(getattr(cls, verb)) or "")
+    algo = constructed_and_run(cls, params, verb, args(), kwargs)
+    documented = documentation(cls, verb)
     results = [name for name in vars(algo) if name.endswith("_") and not name.startswith("_")]
     assert results
     for name in results:
