@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import os
 import time
 import warnings
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from cloud_trainer.atlas.weights import task_config_document
+from cloud_trainer.atomic_files import write_json_atomic
 from cloud_trainer.envs.constants import (
     ACTION_LAYOUT,
     ACTION_WIDTH,
@@ -208,7 +208,7 @@ def export_onnx(
     manifest["timing_s"] = {"export": round(export_s, 3), "verify": round(verify_s, 3)}
     os.replace(tmp, onnx_path)
     manifest_path = manifest_path_for(onnx_path)
-    _write_json(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest, indent=2)
     return OnnxExport(onnx_path, manifest_path, manifest)
 
 
@@ -316,9 +316,3 @@ def _manifest(
         "provenance": provenance or {},
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-
-
-def _write_json(path: Path, document: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from cloud_trainer.atomic_files import write_text_atomic
 
 REPORT_SCHEMA = "stridetwin.report/1"
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html"
@@ -211,7 +212,7 @@ def task_summary(levels: Sequence[Mapping]) -> dict:
 
 def write_report_json(report: Mapping, path: Path) -> None:
     """``report.json``, written atomically."""
-    _write_text(Path(path), json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    write_text_atomic(Path(path), json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def write_report_html(report: Mapping, path: Path) -> None:
@@ -224,7 +225,7 @@ def write_report_html(report: Mapping, path: Path) -> None:
         title=html.escape(f"StrideTwin prediction — {patient.get('pseudonym') or 'patient'}"),
         body=render_body(report),
     )
-    _write_text(Path(path), page)
+    write_text_atomic(Path(path), page)
 
 
 def _above(value: float | None, reference: float | None, margin: float) -> bool:
@@ -242,9 +243,3 @@ def _onnx_summary(manifest: Mapping, path: str | None) -> dict:
         "max_abs_diff": max(verification.get("max_abs_diff_random", 0.0), verification.get("max_abs_diff_real", 0.0)),
         "verified": verification.get("passed"),
     }
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

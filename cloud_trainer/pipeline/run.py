@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cloud_trainer.atomic_files import write_json_atomic
 from cloud_trainer.envs.constants import ACTION_WIDTH, OBSERVATION_WIDTH
 from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.ppo import PPO
@@ -135,7 +136,7 @@ class PipelineRun:
 
     def _save_state(self) -> None:
         self.state["peak_rss_mb"] = max(float(self.state.get("peak_rss_mb") or 0.0), round(peak_rss_mb(), 1))
-        _write_json_atomic(self.out / STATE_NAME, self.state)
+        write_json_atomic(self.out / STATE_NAME, self.state)
 
     def _stage(self, name: str) -> dict[str, Any]:
         return self.state["stages"].setdefault(name, {"done": False, "wall_s": 0.0, "samples": 0, "invocations": 0})
@@ -227,7 +228,7 @@ class PipelineRun:
             folder.mkdir(exist_ok=True)
             save_reference(builder.reference_, folder / "reference.npz")
             summary = _jsonable(builder.summary_)
-            _write_json_atomic(folder / "summary.json", summary)
+            write_json_atomic(folder / "summary.json", summary)
             reference = builder.reference_
             self._finish_stage("reference", time.monotonic() - t0)
         p = summary["patient"]
@@ -285,7 +286,7 @@ class PipelineRun:
         )  # fmt: skip
         doc["initialised_from"] = start
         doc["training"] = dataclasses.asdict(trainer.counters_)
-        _write_json_atomic(folder / "eval.json", _jsonable(doc))
+        write_json_atomic(folder / "eval.json", _jsonable(doc))
         self._finish_stage(
             "adaptation", time.monotonic() - t0, trainer.counters_.samples, training_wall_s=trainer.counters_.wall_s
         )
@@ -363,7 +364,7 @@ class PipelineRun:
                 "gail": {"expert_pairs": len(priors["pairs"].obs), "last": _last_gail(trainer.last_rows_)}
                 if self.gail else None,
             }  # fmt: skip
-            _write_json_atomic(folder / "curriculum.json", _jsonable(summary))
+            write_json_atomic(folder / "curriculum.json", _jsonable(summary))
             self._finish_stage(
                 name, time.monotonic() - t0, trainer.counters_.samples, levels_mastered=curriculum.levels_mastered,
                 training_wall_s=trainer.counters_.wall_s,
@@ -440,7 +441,7 @@ class PipelineRun:
             )  # fmt: skip
         finally:
             env.close()
-        _write_json_atomic(path, {"mean_return": mean, "n_episodes": n, "episode_steps": config.episode_steps,
+        write_json_atomic(path, {"mean_return": mean, "n_episodes": n, "episode_steps": config.episode_steps,
                                   "terrain": config.terrain, "policy": "adapted, sampled actions"})  # fmt: skip
         return mean
 
@@ -463,7 +464,7 @@ class PipelineRun:
     def _export(self, reference, patient, gait, ref_summary, adapted_ppo, adaptation, tasks) -> PipelineResult:
         t0 = time.monotonic()
         training = self._training_record(ref_summary, adaptation, tasks)
-        _write_json_atomic(self.out / TRAINING_NAME, training)
+        write_json_atomic(self.out / TRAINING_NAME, training)
         artifacts = [_artifact(self.out, self.out / TRAINING_NAME, "log")]
         self._emit(Stage.EXPORT, "evaluating, exporting and rendering")
         from cloud_trainer.pipeline import outputs
@@ -487,7 +488,7 @@ class PipelineRun:
         artifacts += result.artifacts
         self._finish_stage("export", time.monotonic() - t0)
         training = self._training_record(ref_summary, adaptation, tasks)
-        _write_json_atomic(self.out / TRAINING_NAME, training)
+        write_json_atomic(self.out / TRAINING_NAME, training)
         artifacts[0] = _artifact(self.out, self.out / TRAINING_NAME, "log")
         self._emit(Stage.DONE, "done")
         return PipelineResult(self.out, report, artifacts, resumed=self.resumed)
@@ -546,15 +547,6 @@ def _last_gail(rows: list[dict]) -> dict | None:
 
 def _artifact(out: Path, path: Path, kind: str, task: str | None = None, level: int | None = None) -> Artifact:
     return Artifact(kind, path.relative_to(out), task, level, file_sha256(path), path.stat().st_size)
-
-
-def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _jsonable(value: Any) -> Any:
