@@ -12,7 +12,6 @@ Sample counts are environment samples (control steps summed over simulations), t
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS
@@ -52,12 +51,6 @@ class Budget:
     pairs_envs: int
     pairs_steps: int
     bc_epochs: int
-    #: Upper bound on the task policy's exploration noise (action σ, in action units) during prediction, and in the
-    #: episodes that measure the flat-ground reference return. The atlas leaves σ ≈ 0.1-0.18 per action; on a 1:24
-    #: ramp a policy whose deterministic actions fall in 1 % of training episodes falls in 60 % at σ = 0.14 and in
-    #: 1 % at σ = 0.07 (measured, docs/pipeline.md), so at the atlas's σ the curriculum judges the noise, not the
-    #: policy.
-    task_action_std: float
 
     @property
     def total_samples(self) -> int:
@@ -72,11 +65,6 @@ class Budget:
         rollout sizes."""
         return dataclasses.replace(base, n_envs=self.n_envs, n_steps=self.n_steps, n_minibatches=self.n_minibatches)
 
-    def task_ppo_args(self) -> PPOArgs:
-        """:meth:`ppo_args` with the action σ capped at :attr:`task_action_std` (the prediction stage's)."""
-        args = self.ppo_args()
-        return dataclasses.replace(args, log_std_bounds=(args.log_std_bounds[0], math.log(self.task_action_std)))
-
 
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget(
@@ -84,7 +72,7 @@ BUDGETS: dict[str, Budget] = {
         n_envs=16, n_steps=16, n_minibatches=1, checkpoint_every_s=0.0,
         adaptation_samples=1_024, adaptation_eval_repeats=2, adaptation_eval_s=2.0,
         prediction_samples=1_024, task_episode_steps=40, curriculum_min_episodes=8, curriculum_window_episodes=8,
-        reference_return_episodes=8, pairs_envs=16, pairs_steps=16, bc_epochs=2, task_action_std=0.07,
+        reference_return_episodes=8, pairs_envs=16, pairs_steps=16, bc_epochs=2,
     ),
     "quick": Budget(
         name="quick", max_walk_s=30.0, n_cycle_frames=64,
@@ -92,7 +80,7 @@ BUDGETS: dict[str, Budget] = {
         adaptation_samples=1_000_000, adaptation_eval_repeats=16, adaptation_eval_s=10.0,
         prediction_samples=2_000_000, task_episode_steps=500, curriculum_min_episodes=256,
         curriculum_window_episodes=256, reference_return_episodes=256, pairs_envs=64, pairs_steps=300,
-        bc_epochs=20, task_action_std=0.07,
+        bc_epochs=20,
     ),
     "full": Budget(
         name="full", max_walk_s=60.0, n_cycle_frames=96,
@@ -100,7 +88,7 @@ BUDGETS: dict[str, Budget] = {
         adaptation_samples=10_000_000, adaptation_eval_repeats=64, adaptation_eval_s=10.0,
         prediction_samples=30_000_000, task_episode_steps=500, curriculum_min_episodes=500,
         curriculum_window_episodes=500, reference_return_episodes=512, pairs_envs=128, pairs_steps=500,
-        bc_epochs=30, task_action_std=0.07,
+        bc_epochs=30,
     ),
 }  # fmt: skip
 

@@ -322,12 +322,12 @@ class PipelineRun:
                     episode_steps=b.task_episode_steps, seed=env_seed, n_threads=ENV_THREADS,
                 )  # fmt: skip
 
-            reference_return = self._flat_return(reference, patient, gait)
+            reference_return = self._flat_return(reference, patient, gait, adapted_ppo)
             curriculum = Curriculum(
                 reference_return=reference_return, min_episodes=b.curriculum_min_episodes,
                 window_episodes=b.curriculum_window_episodes, guidance=(task == "stairs"),
             )  # fmt: skip
-            ppo = ppo_from_policy(load_policy(self.out / "adaptation" / "policy.pt"), b.task_ppo_args())
+            ppo = ppo_from_policy(load_policy(self.out / "adaptation" / "policy.pt"), b.ppo_args())
             bc = BCLoss(priors["bc_proxy"]) if self.hybrid else None
             discriminator = None
             if self.gail:
@@ -421,12 +421,10 @@ class PipelineRun:
         self._finish_stage("behavioural_prior", time.monotonic() - t0, None, bc=fit)
         return {"pairs": pairs, "bc_proxy": bc.policy_, "bc_fit": fit}
 
-    def _flat_return(self, reference, patient, gait) -> float:
+    def _flat_return(self, reference, patient, gait, adapted_ppo: PPO) -> float:
         """The patient's flat-ground return (the curriculum's reference): the adapted policy on flat ground at the
-        patient's goals, sampled actions with the prediction stage's noise (``Budget.task_action_std``) as in task
-        training, episodes as long as the tasks'; measured once."""
+        patient's goals, sampled actions as in training, episodes as long as the tasks'; measured once."""
         from cloud_trainer.pipeline.adapt import make_adaptation_env
-        from cloud_trainer.pipeline.policy import load_policy, ppo_from_policy
         from cloud_trainer.pipeline.predict import flat_ground_config, mean_episode_return
 
         path = self.out / "prediction" / "flat_return.json"
@@ -437,16 +435,14 @@ class PipelineRun:
             reference, patient.anthropometry, config, self.budget.n_envs, self.request.seed + 3, ENV_THREADS
         )
         try:
-            adapted = ppo_from_policy(load_policy(self.out / "adaptation" / "policy.pt"), self.budget.task_ppo_args())
             mean, n = mean_episode_return(
-                env, adapted, min_episodes=self.budget.reference_return_episodes,
+                env, adapted_ppo, min_episodes=self.budget.reference_return_episodes,
                 max_steps=4 * self.budget.task_episode_steps,
             )  # fmt: skip
         finally:
             env.close()
-        policy = f"adapted, sampled actions, σ ≤ {self.budget.task_action_std}"
         write_json_atomic(path, {"mean_return": mean, "n_episodes": n, "episode_steps": config.episode_steps,
-                                  "terrain": config.terrain, "policy": policy})  # fmt: skip
+                                  "terrain": config.terrain, "policy": "adapted, sampled actions"})  # fmt: skip
         return mean
 
     def _manifest(self, config, patient, reference, task, trainer, extra: dict) -> dict:
