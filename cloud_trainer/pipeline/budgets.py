@@ -51,6 +51,10 @@ class Budget:
     pairs_envs: int
     pairs_steps: int
     bc_epochs: int
+    #: Mastery checks (:mod:`cloud_trainer.pipeline.curriculum`): deterministic episodes per check (one per
+    #: simulation), and the least number of samples between two checks.
+    mastery_check_envs: int
+    mastery_check_every_samples: int
 
     @property
     def total_samples(self) -> int:
@@ -73,6 +77,7 @@ BUDGETS: dict[str, Budget] = {
         adaptation_samples=1_024, adaptation_eval_repeats=2, adaptation_eval_s=2.0,
         prediction_samples=1_024, task_episode_steps=40, curriculum_min_episodes=8, curriculum_window_episodes=8,
         reference_return_episodes=8, pairs_envs=16, pairs_steps=16, bc_epochs=2,
+        mastery_check_envs=8, mastery_check_every_samples=256,
     ),
     "quick": Budget(
         name="quick", max_walk_s=30.0, n_cycle_frames=64,
@@ -80,7 +85,7 @@ BUDGETS: dict[str, Budget] = {
         adaptation_samples=1_000_000, adaptation_eval_repeats=16, adaptation_eval_s=10.0,
         prediction_samples=2_000_000, task_episode_steps=500, curriculum_min_episodes=256,
         curriculum_window_episodes=256, reference_return_episodes=256, pairs_envs=64, pairs_steps=300,
-        bc_epochs=20,
+        bc_epochs=20, mastery_check_envs=64, mastery_check_every_samples=100_000,
     ),
     "full": Budget(
         name="full", max_walk_s=60.0, n_cycle_frames=96,
@@ -88,7 +93,7 @@ BUDGETS: dict[str, Budget] = {
         adaptation_samples=10_000_000, adaptation_eval_repeats=64, adaptation_eval_s=10.0,
         prediction_samples=30_000_000, task_episode_steps=500, curriculum_min_episodes=500,
         curriculum_window_episodes=500, reference_return_episodes=512, pairs_envs=128, pairs_steps=500,
-        bc_epochs=30,
+        bc_epochs=30, mastery_check_envs=128, mastery_check_every_samples=500_000,
     ),
 }  # fmt: skip
 

@@ -12,6 +12,14 @@ relative to the patient's own flat-ground return, so a policy that cannot walk o
 early in training) would "master" every level by falling as early as it does on flat ground; a therapist reads
 "mastered" as "walks it".
 
+Which episodes are judged: with ``check_every_samples`` 0, the training episodes themselves (sampled actions; the
+paper's literal rule). With it set, mastery checks: once ``min_episodes`` training episodes have ended in the current
+phase, and at most every ``check_every_samples`` samples, :meth:`observe` answers ``"check"``; the caller then runs
+episodes of the policy's deterministic actions at the level (the policy that is evaluated and exported) and hands
+their returns and falls to :meth:`judge`, which applies the same rule to them (the reference return must then be
+measured the same way). Why: sampled episodes judge the exploration noise as much as the policy (docs/pipeline.md:
+a ramp policy that fell in 1 % of its deterministic episodes fell in 60 % of sampled ones).
+
 The stair guidance cue (Methods, "Task II") "only facilitates initial learning and is disabled once mastery is
 achieved": with ``guidance`` on, each level is first trained with the cue; when the rule is met the cue is switched
 off and the level must be mastered again without it before promotion, so no level is reported mastered with the cue.
@@ -57,6 +65,8 @@ class Curriculum:
     window_episodes: int = 200
     n_levels: int = N_LEVELS
     guidance: bool = False
+    #: 0: judge the training episodes; > 0: judge mastery checks, at most this many samples apart.
+    check_every_samples: int = 0
     level: int = 1
     cue_on: bool = False
     complete: bool = False
@@ -64,6 +74,7 @@ class Curriculum:
     _recent: deque = field(default_factory=deque, repr=False)
     _recent_falls: deque = field(default_factory=deque, repr=False)
     _episodes_phase: int = 0
+    _last_check_samples: int | None = None
 
     def __post_init__(self) -> None:
         if not self.records:
@@ -90,23 +101,50 @@ class Curriculum:
         return max((r.level for r in self.records if r.samples_mastered is not None), default=0)
 
     def observe(self, returns: list[float], samples: int, wall_s: float, fell: list[bool] | None = None) -> str:
-        """Fold in the returns of episodes that just ended (after ``samples`` task samples and ``wall_s`` seconds) and
-        whether each ended in a fall (default: none did); returns ``""``, ``"cue_off"``, ``"promoted"`` or
-        ``"complete"`` (the last level mastered)."""
+        """Fold in the returns of training episodes that just ended (after ``samples`` task samples and ``wall_s``
+        seconds) and whether each ended in a fall (default: none did). Returns ``""``, ``"cue_off"``,
+        ``"promoted"`` or ``"complete"`` (the last level mastered); with mastery checks, ``"check"`` when one is due
+        (then call :meth:`judge`) and otherwise ``""``."""
         if self.complete or not returns:
             return ""
-        if fell is not None and len(fell) != len(returns):
-            raise ValueError(f"{len(returns)} returns but {len(fell)} fall flags")
+        fell = self._fall_flags(returns, fell)
         record = self.records[-1]
-        self._recent.extend(returns)
-        self._recent_falls.extend(fell if fell is not None else [False] * len(returns))
         self._episodes_phase += len(returns)
         record.episodes += len(returns)
-        mean = self.mean_return
-        record.best_mean_return = mean if record.best_mean_return is None else max(record.best_mean_return, mean)
+        self._recent.extend(returns)
+        self._recent_falls.extend(fell)
+        if self.check_every_samples:  # the window is logged; the rule looks at the checks
+            if self._episodes_phase < self.min_episodes:
+                return ""
+            last = self._last_check_samples
+            return "check" if last is None or samples - last >= self.check_every_samples else ""
+        return self._apply_rule(self.mean_return, self.fall_fraction, samples, wall_s)
+
+    def judge(self, returns: list[float], fell: list[bool], samples: int, wall_s: float) -> str:
+        """Apply the promotion rule to all the episodes of a mastery check (see the module docstring); returns what
+        :meth:`observe` would."""
+        if not self.check_every_samples:
+            raise RuntimeError("judge() is for a curriculum with mastery checks (check_every_samples > 0)")
+        if self.complete or not returns:
+            return ""
+        fell = self._fall_flags(returns, fell)
+        self._last_check_samples = samples
+        return self._apply_rule(sum(returns) / len(returns), sum(fell) / len(fell), samples, wall_s)
+
+    @staticmethod
+    def _fall_flags(returns: list[float], fell: list[bool] | None) -> list[bool]:
+        if fell is not None and len(fell) != len(returns):
+            raise ValueError(f"{len(returns)} returns but {len(fell)} fall flags")
+        return list(fell) if fell is not None else [False] * len(returns)
+
+    def _apply_rule(self, mean: float | None, fall_fraction: float | None, samples: int, wall_s: float) -> str:
+        """Promote (or switch the cue off) when the judged episodes' mean return and fall fraction meet the rule."""
+        record = self.records[-1]
+        if mean is not None:
+            record.best_mean_return = mean if record.best_mean_return is None else max(record.best_mean_return, mean)
         if self._episodes_phase < self.min_episodes or mean is None or not mean >= self.threshold:
             return ""
-        if self.fall_fraction is not None and self.fall_fraction > self.max_fall_fraction:
+        if fall_fraction is not None and fall_fraction > self.max_fall_fraction:
             return ""
         self._recent.clear()
         self._recent_falls.clear()
@@ -134,6 +172,7 @@ class Curriculum:
             "recent": list(self._recent),
             "recent_falls": list(self._recent_falls),
             "episodes_phase": self._episodes_phase,
+            "last_check_samples": self._last_check_samples,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -143,6 +182,7 @@ class Curriculum:
         self._recent = deque(state["recent"], maxlen=self.window_episodes)
         self._recent_falls = deque(state.get("recent_falls", ()), maxlen=self.window_episodes)
         self._episodes_phase = int(state["episodes_phase"])
+        self._last_check_samples = state.get("last_check_samples")
 
     def to_json(self) -> dict:
         """Levels reached and what each took (for the report)."""
@@ -153,6 +193,8 @@ class Curriculum:
             "max_fall_fraction": self.max_fall_fraction,
             "min_episodes": self.min_episodes,
             "window_episodes": self.window_episodes,
+            "judged": "mastery checks, deterministic actions" if self.check_every_samples else "training episodes",
+            "check_every_samples": self.check_every_samples,
             "guidance_cue": self.guidance,
             "level": self.level,
             "levels_mastered": self.levels_mastered,

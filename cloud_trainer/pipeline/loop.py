@@ -41,6 +41,8 @@ LOG_NAME = "train_log.jsonl"
 
 #: make_env(level, cue_on, seed) → environment (level None for a task without levels).
 MakeEnv = Callable[[int | None, bool, int], TwinVecEnv]
+#: check(ppo, level, seed) → (returns, fell) of a mastery check's deterministic episodes at the level.
+MasteryCheck = Callable[[PPO, int, int], tuple[list[float], list[bool]]]
 
 
 @dataclass
@@ -68,6 +70,7 @@ class StageTrainer:
         bc: the behaviour-cloning loss (None: none), its weight decaying over ``bc_decay_samples``.
         discriminator: the GAIL discriminator (None: no intrinsic reward).
         curriculum: levels and promotion (None: one environment, ``level`` None).
+        check: runs a mastery check when a curriculum with ``check_every_samples`` asks for one.
         checkpoint_every_s: wall-clock time between checkpoints (0: after every update); always at the end.
         seed: seed of torch and of the environments.
         on_update: called with each log row (progress reporting).
@@ -88,6 +91,7 @@ class StageTrainer:
         bc_decay_samples: int = 0,
         discriminator: Discriminator | None = None,
         curriculum: Curriculum | None = None,
+        check: MasteryCheck | None = None,
         checkpoint_every_s: float = 30.0,
         seed: int = 0,
         on_update: Callable[[dict], None] | None = None,
@@ -101,6 +105,9 @@ class StageTrainer:
         self.bc_decay_samples = bc_decay_samples
         self.discriminator = discriminator
         self.curriculum = curriculum
+        if curriculum is not None and curriculum.check_every_samples and check is None:
+            raise ValueError("the curriculum asks for mastery checks but no check was given")
+        self.check = check
         self.checkpoint_every_s = checkpoint_every_s
         self.seed = seed
         self.on_update = on_update
@@ -229,8 +236,19 @@ class StageTrainer:
         curriculum = self.curriculum
         level = curriculum.level if curriculum is not None else None
         cue = curriculum.cue_on if curriculum is not None else False
+        checked: dict[str, float] = {}
         if curriculum is not None:
             event = curriculum.observe(returns, c.samples, c.wall_s, fell)
+            if event == "check":
+                t3 = time.perf_counter()
+                check_returns, check_fell = self.check(ppo, level, self.seed + 31 * c.updates)
+                c.wall_s += time.perf_counter() - t3
+                event = curriculum.judge(check_returns, check_fell, c.samples, c.wall_s)
+                checked = {
+                    "check_mean_return": float(np.mean(check_returns)),
+                    "check_fall_fraction": float(np.mean(check_fell)),
+                    "check_s": round(time.perf_counter() - t3, 3),
+                }
         row = {
             "update": c.updates,
             "samples": c.samples,
@@ -246,6 +264,7 @@ class StageTrainer:
             "episode_length_steps": float(np.mean(lengths)) if lengths else math.nan,
             "curriculum_mean_return": curriculum.mean_return if curriculum is not None else None,
             "curriculum_fall_fraction": curriculum.fall_fraction if curriculum is not None else None,
+            **checked,
             "step_reward": float(rollout.rewards.mean()),
             "bc_weight": weight,
             **{name: round(value, 5) for name, value in sorted(terms.items())},

@@ -108,22 +108,26 @@ def flat_ground_config(gait: ObservedGait, episode_steps: int) -> LocomotionConf
 
 
 @torch.no_grad()
-def mean_episode_return(env: TwinVecEnv, ppo: PPO, *, min_episodes: int, max_steps: int) -> tuple[float, int]:
-    """Mean return (environment reward, without guidance) of the first ``min_episodes`` episodes that end when ``ppo``
-    acts (sampled actions, as in training) in ``env``; stops after ``max_steps`` control steps. Returns the mean and
-    the number of episodes."""
+def deterministic_episodes(env: TwinVecEnv, ppo: PPO, *, max_steps: int) -> tuple[list[float], list[bool]]:
+    """The first episode of every simulation of ``env`` with ``ppo``'s deterministic actions (the policy that is
+    evaluated and exported): their returns (environment reward, without guidance) and whether each ended in a fall.
+
+    Raises:
+        RuntimeError: an episode still running after ``max_steps`` control steps.
+    """
+    n = env.num_envs
+    returns, fell, ended = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
     obs, _ = env.reset()
-    returns: list[float] = []
     for _ in range(max_steps):
-        obs, _, _, _, infos = env.step(ppo.act(obs).numpy())
+        obs, _, _, _, infos = env.step(ppo.act(obs, deterministic=True).numpy())
         if "_episode" in infos:
-            done = infos["_episode"]
-            returns.extend((infos["episode_return"] - infos.get("episode_guidance", 0.0))[done].tolist())
-            if len(returns) >= min_episodes:
-                break
-    if not returns:
-        raise RuntimeError(f"no episode ended within {max_steps} control steps")
-    return float(np.mean(returns)), len(returns)
+            new = infos["_episode"] & ~ended
+            returns[new] = (infos["episode_return"] - infos.get("episode_guidance", 0.0))[new]
+            fell[new] = infos["episode_terminated"][new]
+            ended |= new
+            if ended.all():
+                return returns.tolist(), fell.tolist()
+    raise RuntimeError(f"{int((~ended).sum())} of {n} episodes still running after {max_steps} control steps")
 
 
 @dataclass

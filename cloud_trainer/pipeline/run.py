@@ -298,7 +298,7 @@ class PipelineRun:
         from cloud_trainer.pipeline.gail import Discriminator, features
         from cloud_trainer.pipeline.loop import StageTrainer
         from cloud_trainer.pipeline.policy import load_policy, ppo_from_policy, save_policy
-        from cloud_trainer.pipeline.predict import make_task_env, task_config, task_goal
+        from cloud_trainer.pipeline.predict import deterministic_episodes, make_task_env, task_config, task_goal
 
         b = self.budget
         root = self.out / "prediction"
@@ -322,10 +322,21 @@ class PipelineRun:
                     episode_steps=b.task_episode_steps, seed=env_seed, n_threads=ENV_THREADS,
                 )  # fmt: skip
 
+            def check(ppo, level, check_seed, task=task):
+                env = make_task_env(
+                    task, level, False, reference, patient.anthropometry, gait, n_envs=b.mastery_check_envs,
+                    episode_steps=b.task_episode_steps, seed=check_seed, n_threads=ENV_THREADS,
+                )  # fmt: skip
+                try:
+                    return deterministic_episodes(env, ppo, max_steps=b.task_episode_steps + 2)
+                finally:
+                    env.close()
+
             reference_return = self._flat_return(reference, patient, gait, adapted_ppo)
             curriculum = Curriculum(
                 reference_return=reference_return, min_episodes=b.curriculum_min_episodes,
                 window_episodes=b.curriculum_window_episodes, guidance=(task == "stairs"),
+                check_every_samples=b.mastery_check_every_samples,
             )  # fmt: skip
             ppo = ppo_from_policy(load_policy(self.out / "adaptation" / "policy.pt"), b.ppo_args())
             bc = BCLoss(priors["bc_proxy"]) if self.hybrid else None
@@ -347,7 +358,8 @@ class PipelineRun:
             trainer = StageTrainer(
                 folder, ppo, make_env, budget_samples=b.prediction_samples, bc=bc,
                 bc_decay_samples=int(BC_DECAY_FRACTION * b.prediction_samples), discriminator=discriminator,
-                curriculum=curriculum, checkpoint_every_s=b.checkpoint_every_s, seed=seed, on_update=on_update,
+                curriculum=curriculum, check=check, checkpoint_every_s=b.checkpoint_every_s, seed=seed,
+                on_update=on_update,
                 cancel=self.cancel,
             ).run()  # fmt: skip
             top = max(curriculum.level, 1)
@@ -423,26 +435,27 @@ class PipelineRun:
 
     def _flat_return(self, reference, patient, gait, adapted_ppo: PPO) -> float:
         """The patient's flat-ground return (the curriculum's reference): the adapted policy on flat ground at the
-        patient's goals, sampled actions as in training, episodes as long as the tasks'; measured once."""
+        patient's goals, episodes as long as the tasks', judged as the curriculum judges the tasks' (deterministic
+        actions, one episode on each of ``reference_return_episodes`` simulations); measured once."""
         from cloud_trainer.pipeline.adapt import make_adaptation_env
-        from cloud_trainer.pipeline.predict import flat_ground_config, mean_episode_return
+        from cloud_trainer.pipeline.predict import deterministic_episodes, flat_ground_config
 
         path = self.out / "prediction" / "flat_return.json"
         if path.exists():
             return float(json.loads(path.read_text())["mean_return"])
-        config = flat_ground_config(gait, self.budget.task_episode_steps)
+        b = self.budget
+        config = flat_ground_config(gait, b.task_episode_steps)
         env = make_adaptation_env(
-            reference, patient.anthropometry, config, self.budget.n_envs, self.request.seed + 3, ENV_THREADS
+            reference, patient.anthropometry, config, b.reference_return_episodes, self.request.seed + 3, ENV_THREADS
         )
         try:
-            mean, n = mean_episode_return(
-                env, adapted_ppo, min_episodes=self.budget.reference_return_episodes,
-                max_steps=4 * self.budget.task_episode_steps,
-            )  # fmt: skip
+            returns, fell = deterministic_episodes(env, adapted_ppo, max_steps=b.task_episode_steps + 2)
         finally:
             env.close()
-        write_json_atomic(path, {"mean_return": mean, "n_episodes": n, "episode_steps": config.episode_steps,
-                                  "terrain": config.terrain, "policy": "adapted, sampled actions"})  # fmt: skip
+        mean = float(np.mean(returns))
+        write_json_atomic(path, {"mean_return": mean, "n_episodes": len(returns), "fall_fraction": float(np.mean(fell)),
+                                  "episode_steps": config.episode_steps, "terrain": config.terrain,
+                                  "policy": "adapted, deterministic actions"})  # fmt: skip
         return mean
 
     def _manifest(self, config, patient, reference, task, trainer, extra: dict) -> dict:

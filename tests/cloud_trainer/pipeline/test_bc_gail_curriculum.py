@@ -190,3 +190,42 @@ def test_curriculum_state_round_trips() -> None:
     restored.load_state_dict(c.state_dict())
     assert restored.to_json() == c.to_json()
     assert restored.observe([50.0, 50.0], samples=30, wall_s=3.0) == c.observe([50.0, 50.0], samples=30, wall_s=3.0)
+
+
+def test_with_mastery_checks_the_training_episodes_only_say_when_a_check_is_due() -> None:
+    c = Curriculum(reference_return=100.0, min_episodes=4, window_episodes=4, check_every_samples=1000)
+    assert c.observe([95.0] * 3, samples=100, wall_s=1.0) == ""  # too few training episodes at the level
+    assert c.observe([10.0], samples=200, wall_s=2.0, fell=[True]) == "check"  # training returns do not matter
+    # the check's deterministic episodes are judged by the same rule: 90 % of the reference, at most 10 % falls
+    assert c.judge([95.0] * 9 + [20.0], [False] * 9 + [True], samples=200, wall_s=2.5) == ""  # mean 87.5
+    assert c.observe([95.0] * 4, samples=700, wall_s=7.0) == ""  # the next check waits check_every_samples
+    assert c.observe([95.0], samples=1200, wall_s=12.0) == "check"
+    assert c.judge([95.0] * 10, [False] * 10, samples=1200, wall_s=12.5) == "promoted"
+    assert c.level == 2
+    assert c.records[0].samples_mastered == 1200
+    assert c.observe([95.0] * 3, samples=1300, wall_s=13.0) == ""  # a new level needs its own training episodes
+
+
+def test_a_check_with_more_than_10_percent_falls_fails_and_the_cue_goes_off_before_mastery() -> None:
+    c = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=8, guidance=True, check_every_samples=1)
+    assert c.observe([10.0], samples=1, wall_s=0.1) == "check"
+    assert c.judge([10.0] * 10, [True] * 2 + [False] * 8, samples=1, wall_s=0.2) == ""  # 2 of 10 fell
+    assert c.observe([10.0], samples=2, wall_s=0.3) == "check"
+    assert c.judge([10.0] * 10, [False] * 10, samples=2, wall_s=0.4) == "cue_off"
+    assert c.observe([10.0], samples=3, wall_s=0.5) == "check"
+    assert c.judge([10.0] * 10, [False] * 10, samples=3, wall_s=0.6) == "promoted"
+    assert c.records[0].cue_off_samples == 2
+    assert c.records[0].samples_mastered == 3
+
+
+def test_judge_needs_a_curriculum_with_checks_and_checks_survive_a_restore() -> None:
+    with pytest.raises(RuntimeError, match="mastery checks"):
+        Curriculum(reference_return=1.0).judge([1.0], [False], samples=1, wall_s=1.0)
+    c = Curriculum(reference_return=100.0, min_episodes=1, window_episodes=4, check_every_samples=500)
+    assert c.observe([1.0], samples=100, wall_s=1.0) == "check"
+    c.judge([1.0], [False], samples=100, wall_s=1.0)
+    restored = Curriculum(min_episodes=1, window_episodes=4, check_every_samples=500)
+    restored.load_state_dict(c.state_dict())
+    assert restored.observe([1.0], samples=400, wall_s=2.0) == ""  # 300 samples since the last check
+    assert restored.observe([1.0], samples=600, wall_s=3.0) == "check"
+    assert restored.to_json()["judged"] == "mastery checks, deterministic actions"
