@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum, IntFlag
 
+from sensor_drivers.blocks import ROW_WIDTH, ReadingBlock
 from sensor_drivers.errors import ProtocolError
 from sensor_drivers.frames import G_M_S2
 from sensor_drivers.protocols.base import DecoderStats
@@ -282,6 +283,11 @@ def set_rate_command(rate_hz: float) -> bytes:
 #: valid during the call.
 FrameHandler = Callable[[int, bytearray, int, int], None]
 
+#: Called for each run of consecutive CRC-valid frames with the same header (type and length):
+#: ``(frame type, buffer, payload offset of the first frame, payload length, number of frames)``; frame ``q``'s payload
+#: is at ``offset + q·(length + FRAME_OVERHEAD)``. The buffer is only valid during the call.
+RunHandler = Callable[[int, bytearray, int, int, int], None]
+
 
 class FrameScanner:
     """Finds CRC-valid frames in a byte stream, resynchronising after garbage. Never raises on bad bytes.
@@ -304,49 +310,92 @@ class FrameScanner:
         return frames
 
     def scan(self, data: bytes, on_frame: FrameHandler) -> None:
-        """Like :meth:`feed`, but hands each frame to ``on_frame`` in place (no copies: the decoder's hot path)."""
+        """Like :meth:`feed`, but hands each frame to ``on_frame`` in place (no copies)."""
+
+        def each(frame_type: int, buf: bytearray, start: int, length: int, n_frames: int) -> None:
+            step = length + FRAME_OVERHEAD
+            for q in range(n_frames):
+                on_frame(frame_type, buf, start + q * step, length)
+
+        self.scan_runs(data, each)
+
+    def scan_runs(self, data: bytes, on_run: RunHandler) -> None:
+        """Like :meth:`scan`, but hands over runs of back-to-back frames with the same header at once (a device
+        streams sample frames of one layout back to back, so a poll's bytes are usually one run: the decoder's
+        hot path unpacks a run with one struct call). The same frames, in the same order, as :meth:`scan`."""
         stats = self.stats
         stats.bytes_in += len(data)
         buf = self._buf
         buf += data
         n = len(buf)
         i = 0
-        while True:
-            j = buf.find(SYNC, i)
-            if j < 0:
-                # A trailing A5 may be the first half of the next sync: keep it.
-                keep = 1 if n > i and buf[n - 1] == 0xA5 else 0
-                stats.bytes_discarded += n - i - keep
-                i = n - keep
-                break
-            stats.bytes_discarded += j - i
-            if n - j < HEADER_LEN:
-                i = j
-                break
-            version = buf[j + 2]
-            frame_type = buf[j + 3]
-            length = buf[j + 4]
-            valid_lens = VALID_PAYLOAD_LENS.get(frame_type)
-            if version != VERSION or (valid_lens is not None and length not in valid_lens):
-                stats.bytes_discarded += 1
-                i = j + 1
-                continue
-            end = j + HEADER_LEN + length + CRC_LEN
-            if n < end:
-                i = j
-                break
-            with memoryview(buf) as view:
-                crc = binascii.crc_hqx(view[j + 2 : end - 2], 0xFFFF)
-            if crc != buf[end - 2] | buf[end - 1] << 8:
-                stats.checksum_errors += 1
-                stats.bytes_discarded += 1
-                i = j + 1
-                continue
-            stats.frames_ok += 1
-            on_frame(frame_type, buf, j + HEADER_LEN, length)
-            i = end
+        runs: list[tuple[int, int, int, int]] = []
+        with memoryview(buf) as view:
+            while True:
+                j = buf.find(SYNC, i)
+                if j < 0:
+                    # A trailing A5 may be the first half of the next sync: keep it.
+                    keep = 1 if n > i and buf[n - 1] == 0xA5 else 0
+                    stats.bytes_discarded += n - i - keep
+                    i = n - keep
+                    break
+                stats.bytes_discarded += j - i
+                if n - j < HEADER_LEN:
+                    i = j
+                    break
+                version = buf[j + 2]
+                frame_type = buf[j + 3]
+                length = buf[j + 4]
+                valid_lens = VALID_PAYLOAD_LENS.get(frame_type)
+                if version != VERSION or (valid_lens is not None and length not in valid_lens):
+                    stats.bytes_discarded += 1
+                    i = j + 1
+                    continue
+                step = length + FRAME_OVERHEAD
+                end = j + step
+                if n < end:
+                    i = j
+                    break
+                if binascii.crc_hqx(view[j + 2 : end - 2], 0xFFFF) != buf[end - 2] | buf[end - 1] << 8:
+                    stats.checksum_errors += 1
+                    stats.bytes_discarded += 1
+                    i = j + 1
+                    continue
+                # The frames that follow with the same header and a valid CRC join the run.
+                header = bytes(view[j : j + HEADER_LEN])
+                n_frames = 1
+                while (
+                    n - end >= step
+                    and buf.startswith(header, end)
+                    and binascii.crc_hqx(view[end + 2 : end + step - 2], 0xFFFF)
+                    == buf[end + step - 2] | buf[end + step - 1] << 8
+                ):
+                    end += step
+                    n_frames += 1
+                stats.frames_ok += n_frames
+                runs.append((frame_type, j + HEADER_LEN, length, n_frames))
+                i = end
+        # The handlers run after the scan, when no view of the buffer is held any more (one may keep a view of
+        # its own while it decodes); the buffer is trimmed only after them.
+        for frame_type, start, length, n_frames in runs:
+            on_run(frame_type, buf, start, length, n_frames)
         if i:
             del buf[:i]
+
+
+#: Per sample payload length: the optional-block flags (MAG, QUAT, STATUS) it implies, the number of floats in a
+#: frame (acc and gyr, then mag and/or quat) and the struct of one whole frame with everything but header and CRC.
+def _sample_layout(flags: int) -> tuple[int, int, str]:
+    n_floats = 6 + (3 if flags & _FLAG_MAG else 0) + (4 if flags & _FLAG_QUAT else 0)
+    record = f"{HEADER_LEN}xIHB{n_floats}f" + ("BHH" if flags & _FLAG_STATUS else "") + f"{CRC_LEN}x"
+    assert struct.calcsize("<" + record) == sample_payload_len(flags) + FRAME_OVERHEAD
+    return flags, n_floats, record
+
+
+_LAYOUTS = {sample_payload_len(f): _sample_layout(f) for f in range(_OPTIONAL_FLAGS + 1)}
+_NAN3 = (math.nan,) * 3
+_NAN4 = (math.nan,) * 4
+_NAN7 = (math.nan,) * 7
 
 
 class StrideTwinDecoder:
@@ -354,6 +403,10 @@ class StrideTwinDecoder:
 
     ``device_time_s`` is the unwrapped µs timestamp in seconds and ``seq`` the unwrapped sequence number, both
     continuing across calls (:attr:`clock`, :attr:`sequence`). Frames of unknown type are counted as ignored.
+
+    :meth:`feed_blocks` is the hot path: every run of sample frames of one layout that arrived together is unpacked
+    with one struct call into a :class:`~sensor_drivers.blocks.ReadingBlock`; :meth:`feed` gives the same readings
+    one by one.
     """
 
     def __init__(self) -> None:
@@ -363,63 +416,116 @@ class StrideTwinDecoder:
         self.sequence = CounterUnwrapper(16)
         #: The latest device-info frame, once one has arrived.
         self.device_info: DeviceInfo | None = None
-        self._out: list[DeviceReading] = []
+        self._out: list[ReadingBlock] = []
         self._status_raw: tuple[int, int, int] | None = None
         self._status: DeviceStatus | None = None
+        self._structs: dict[tuple[int, int], struct.Struct] = {}
 
     def feed(self, data: bytes) -> list[DeviceReading]:
         """Consume ``data``; return every reading completed by it."""
+        return [reading for block in self.feed_blocks(data) for reading in block.readings()]
+
+    def feed_blocks(self, data: bytes) -> list[ReadingBlock]:
+        """Consume ``data``; return every reading completed by it, in blocks (a new block where the layout or the
+        device status changes, or where other frames came between)."""
         self._out = out = []
-        self._scanner.scan(data, self._on_frame)
-        self.stats.readings_out += len(out)
+        self._scanner.scan_runs(data, self._on_run)
         return out
 
-    def _on_frame(self, frame_type: int, buf: bytearray, start: int, length: int) -> None:
+    def _on_run(self, frame_type: int, buf: bytearray, start: int, length: int, n_frames: int) -> None:
         if frame_type == _TYPE_SAMPLE:
-            self._sample(buf, start, length)
-        elif frame_type == _TYPE_DEVICE_INFO:
-            self.device_info = decode_device_info_payload(bytes(buf[start : start + length]))
-        else:
-            self.stats.frames_ignored += 1
-
-    def _sample(self, buf: bytearray, start: int, length: int) -> None:
-        t_us, seq, flags, ax, ay, az, gx, gy, gz = _SAMPLE_HEAD.unpack_from(buf, start)
-        # The scanner only checked that the length is one a sample can have; a CRC-valid frame whose length does
-        # not match its own flags is a firmware bug: dropped and counted.
-        if length != _SAMPLE_LEN_BY_FLAGS[flags & _OPTIONAL_FLAGS]:
-            self.stats.frames_malformed += 1
+            self._samples(buf, start - HEADER_LEN, length, n_frames)
             return
-        offset = start + SAMPLE_BASE_LEN
-        mag = quat = status = None
-        if flags & _OPTIONAL_FLAGS:
-            if flags & _FLAG_MAG:
-                mag = _VEC3.unpack_from(buf, offset)
-                offset += 12
-            if flags & _FLAG_QUAT:
-                quat = _QUAT.unpack_from(buf, offset)
-                offset += 16
-            if flags & _FLAG_STATUS:
-                raw = _STATUS.unpack_from(buf, offset)
-                if raw != self._status_raw:  # one status object while nothing changes
-                    battery, acc_clips, gyr_clips = raw
-                    self._status_raw = raw
-                    self._status = DeviceStatus(
-                        battery_pct=None if battery > 100 else float(battery),
-                        acc_clip_count=None if acc_clips == CLIP_COUNT_UNKNOWN else acc_clips,
-                        gyr_clip_count=None if gyr_clips == CLIP_COUNT_UNKNOWN else gyr_clips,
+        for q in range(n_frames):
+            offset = start + q * (length + FRAME_OVERHEAD)
+            if frame_type == _TYPE_DEVICE_INFO:
+                self.device_info = decode_device_info_payload(bytes(buf[offset : offset + length]))
+            else:
+                self.stats.frames_ignored += 1
+
+    def _samples(self, buf: bytearray, first: int, length: int, n_frames: int) -> None:
+        """Decode ``n_frames`` back-to-back sample frames of payload ``length``, the first one's sync at ``first``."""
+        layout_flags, n_floats, record = _LAYOUTS[length]
+        key = (length, n_frames)
+        frames = self._structs.get(key)
+        if frames is None:
+            frames = self._structs[key] = struct.Struct("<" + record * n_frames)
+        fields = frames.unpack_from(buf, first)
+        width = len(fields) // n_frames
+        # Per frame: t_us, seq, flags, n_floats floats, [battery, acc clips, gyr clips].
+        starts = range(3, len(fields), width)
+        if n_floats == ROW_WIDTH:
+            rows = [fields[o : o + 13] for o in starts]
+        elif layout_flags & _FLAG_MAG:
+            rows = [fields[o : o + 9] + _NAN4 for o in starts]
+        elif layout_flags & _FLAG_QUAT:
+            rows = [fields[o : o + 6] + _NAN3 + fields[o + 6 : o + 10] for o in starts]
+        else:
+            rows = [fields[o : o + 6] + _NAN7 for o in starts]
+        t_us = fields[0::width]
+        seq = fields[1::width]
+        statuses: list[tuple[int, int, int]] | None = None
+        if layout_flags & _FLAG_STATUS:
+            s0 = 3 + n_floats
+            battery, acc_clips, gyr_clips = fields[s0::width], fields[s0 + 1 :: width], fields[s0 + 2 :: width]
+            if (
+                battery.count(battery[0]) == n_frames
+                and acc_clips.count(acc_clips[0]) == n_frames
+                and gyr_clips.count(gyr_clips[0]) == n_frames
+            ):
+                statuses = [(battery[0], acc_clips[0], gyr_clips[0])]
+            else:
+                statuses = list(zip(battery, acc_clips, gyr_clips, strict=True))
+        flags = fields[2::width]
+        if flags.count(layout_flags) != n_frames:  # clipping bits set, or malformed frames
+            # The scanner only checked that the length is one a sample can have; a CRC-valid frame whose length does
+            # not match its own flags is a firmware bug: dropped and counted.
+            good = [q for q, f in enumerate(flags) if f & _OPTIONAL_FLAGS == layout_flags]
+            self.stats.frames_malformed += n_frames - len(good)
+            if len(good) < n_frames:
+                if not good:
+                    return
+                rows = [rows[q] for q in good]
+                t_us = tuple(t_us[q] for q in good)
+                seq = tuple(seq[q] for q in good)
+                if statuses is not None and len(statuses) > 1:
+                    statuses = [statuses[q] for q in good]
+        n = len(rows)
+        device_time_s = tuple([t * 1e-6 for t in self.clock.unwrap_many(t_us)])
+        seq_unwrapped = tuple(self.sequence.unwrap_many(seq))
+        has_mag = bool(layout_flags & _FLAG_MAG)
+        has_quat = bool(layout_flags & _FLAG_QUAT)
+        if statuses is None or len(statuses) == 1:
+            status = self._device_status(statuses[0]) if statuses else None
+            self._out.append(ReadingBlock(tuple(rows), device_time_s, seq_unwrapped, has_mag, has_quat, status))
+        else:
+            # The status changed within the run: one block per stretch of equal status.
+            begin = 0
+            for q in range(1, n + 1):
+                if q == n or statuses[q] != statuses[begin]:
+                    self._out.append(
+                        ReadingBlock(
+                            tuple(rows[begin:q]),
+                            device_time_s[begin:q],
+                            seq_unwrapped[begin:q],
+                            has_mag,
+                            has_quat,
+                            self._device_status(statuses[begin]),
+                        )
                     )
-                status = self._status
-        self._out.append(
-            DeviceReading(
-                acc_m_s2=(ax, ay, az),
-                gyr_rad_s=(gx, gy, gz),
-                device_time_s=self.clock.unwrap(t_us) * 1e-6,
-                seq=self.sequence.unwrap(seq),
-                mag_ut=mag,
-                quat_wxyz=quat,
-                status=status,
+                    begin = q
+        self.stats.readings_out += n
+
+    def _device_status(self, raw: tuple[int, int, int]) -> DeviceStatus | None:
+        if raw != self._status_raw:  # one status object while nothing changes
+            battery, acc_clips, gyr_clips = raw
+            self._status_raw = raw
+            self._status = DeviceStatus(
+                battery_pct=None if battery > 100 else float(battery),
+                acc_clip_count=None if acc_clips == CLIP_COUNT_UNKNOWN else acc_clips,
+                gyr_clip_count=None if gyr_clips == CLIP_COUNT_UNKNOWN else gyr_clips,
             )
-        )
+        return self._status
 
 
 _DEFAULT_INFO = DeviceInfo(
