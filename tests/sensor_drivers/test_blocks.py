@@ -24,6 +24,7 @@ from sensor_drivers.blocks import (
 from sensor_drivers.sample import DeviceReading, DeviceStatus, ImuSample, LinkEvent, LinkState
 from sensor_drivers.sites import Site
 from tests.sensor_drivers.protocols.strategies import MAX_EXAMPLES, readings
+from tests.sensor_drivers.recording.generated_driver import GeneratedKitDriver
 
 STATUS = DeviceStatus(battery_pct=80.0, acc_clip_count=0, gyr_clip_count=1)
 
@@ -141,3 +142,14 @@ def test_a_block_is_immutable() -> None:
     assert isinstance(block.rows, tuple)
     assert isinstance(block.rows[0], tuple)
 
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
+async def test_a_driver_without_batches_streams_one_block_per_sample() -> None:
+    driver = GeneratedKitDriver(sites=[Site.PELVIS], duration_s=0.1)
+    async with driver:
+        items = [item async for item in driver.stream_blocks()]
+    blocks = [i for i in items if isinstance(i, SampleBlock)]
+    assert blocks
+    assert all(len(b) == 1 for b in blocks)
+    assert [s.seq for b in blocks for s in b.samples()] == list(range(len(blocks)))
