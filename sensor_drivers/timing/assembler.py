@@ -5,13 +5,16 @@ One :class:`~sensor_drivers.timing.sample_timer.SampleTimer` per sensor maps eac
 both (a gap is never interpolated across) and tell the timer that an index can no longer be trusted.
 
 Per sample this is a few dozen float operations and list appends; the numpy work happens once per :meth:`emit`,
-vectorised over everything that arrived since the last call (call it every 50-100 ms).
+vectorised over everything that arrived since the last call (call it every 50-100 ms). Fed blocks
+(:class:`~sensor_drivers.blocks.SampleBlock`, from a driver's ``stream_blocks()``) instead of single samples, the
+clock mapping and the resampler take each block in one call: the same grid, at a fraction of the cost per sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from sensor_drivers.blocks import SampleBlock
 from sensor_drivers.sample import ImuSample, LinkEvent, LinkState, StreamItem
 from sensor_drivers.timing.clock import ClockSync
 from sensor_drivers.timing.resample import GridBlock, StreamingResampler, sample_row
@@ -56,9 +59,13 @@ class GridAssembler:
         self.timers[sensor_id] = timer
         self._routes[sensor_id] = timer.stamp
 
-    def feed(self, item: StreamItem) -> None:
-        """One sample or link event from a driver's stream."""
-        if type(item) is ImuSample:
+    def feed(self, item: StreamItem | SampleBlock) -> None:
+        """One sample, block of samples or link event from a driver's stream (``stream()`` or ``stream_blocks()``)."""
+        kind = type(item)
+        if kind is SampleBlock:
+            self.feed_block(item)  # type: ignore[arg-type]
+            return
+        if kind is ImuSample:
             stamp = self._routes.get(item.sensor_id)
             if stamp is None:
                 raise KeyError(
@@ -76,6 +83,19 @@ class GridAssembler:
         timer.link_event(item)
         if item.state is not LinkState.CONNECTED:
             self.resampler.mark_gap(item.sensor_id)
+
+    def feed_block(self, block: SampleBlock) -> None:
+        """A block of samples: the same as feeding its samples one by one, mapped per block."""
+        timer = self.timers.get(block.sensor_id)
+        if timer is None:
+            raise KeyError(f"GridAssembler: block of unknown sensor {block.sensor_id!r}; added: {sorted(self.timers)}")
+        times = timer.stamp_block(block.device_time_s, block.seq, [block.host_time_s] * len(block))
+        rows = block.rows
+        if None in times:  # duplicates (a repeated counter value) are dropped, as in feed()
+            kept = [k for k, t in enumerate(times) if t is not None]
+            rows = tuple(rows[k] for k in kept)
+            times = [times[k] for k in kept]
+        self.resampler.push_block(block.sensor_id, times, rows)  # type: ignore[arg-type]
 
     def link_event(self, event: LinkEvent) -> None:
         """Same as :meth:`feed` for a link event (for callers that dispatch by type)."""
