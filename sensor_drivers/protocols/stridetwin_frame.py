@@ -299,6 +299,16 @@ class FrameScanner:
         self.stats = stats if stats is not None else DecoderStats()
         self._buf = bytearray()
 
+    @property
+    def pending(self) -> bytes:
+        """The bytes kept from earlier calls: the start of a frame still incomplete (or a trailing ``A5``)."""
+        return bytes(self._buf)
+
+    def keep(self, pending: bytes) -> None:
+        """Replace the bytes kept for the next call (for a caller that consumed the rest itself, as the scan would
+        have: ``pending`` must be what the scan would have kept)."""
+        self._buf[:] = pending
+
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """``(frame type, payload)`` of every complete frame in ``data`` (after what earlier calls left)."""
         frames: list[tuple[int, bytes]] = []
@@ -384,18 +394,35 @@ class FrameScanner:
 
 
 #: Per sample payload length: the optional-block flags (MAG, QUAT, STATUS) it implies, the number of floats in a
-#: frame (acc and gyr, then mag and/or quat) and the struct of one whole frame with everything but header and CRC.
+#: frame (acc and gyr, then mag and/or quat) and the struct of one whole frame: sync, version, type, length, time,
+#: sequence, flags, the floats, [battery, clipping counters,] CRC.
 def _sample_layout(flags: int) -> tuple[int, int, str]:
     n_floats = 6 + (3 if flags & _FLAG_MAG else 0) + (4 if flags & _FLAG_QUAT else 0)
-    record = f"{HEADER_LEN}xIHB{n_floats}f" + ("BHH" if flags & _FLAG_STATUS else "") + f"{CRC_LEN}x"
+    record = f"HBBBIHB{n_floats}f" + ("BHH" if flags & _FLAG_STATUS else "") + "H"
     assert struct.calcsize("<" + record) == sample_payload_len(flags) + FRAME_OVERHEAD
     return flags, n_floats, record
 
 
 _LAYOUTS = {sample_payload_len(f): _sample_layout(f) for f in range(_OPTIONAL_FLAGS + 1)}
+#: Where a frame's fields begin in its struct: time, sequence number, flags, floats (the header comes first).
+_T, _SEQ, _FLAGS, _FLOATS = 4, 5, 6, 7
+#: Frames unpacked by one struct call at most (a longer run is decoded in pieces, so the cache of structs, one per
+#: layout and number of frames, stays small).
+MAX_FRAMES_PER_UNPACK = 64
+_RUN_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+_SYNC_WORD = int.from_bytes(SYNC, "little")
 _NAN3 = (math.nan,) * 3
 _NAN4 = (math.nan,) * 4
 _NAN7 = (math.nan,) * 7
+
+
+def _run_struct(length: int, n_frames: int) -> struct.Struct:
+    """The struct of ``n_frames`` back-to-back sample frames of payload ``length``."""
+    key = (length, n_frames)
+    frames = _RUN_STRUCTS.get(key)
+    if frames is None:
+        frames = _RUN_STRUCTS[key] = struct.Struct("<" + _LAYOUTS[length][2] * n_frames)
+    return frames
 
 
 class StrideTwinDecoder:
@@ -405,8 +432,10 @@ class StrideTwinDecoder:
     continuing across calls (:attr:`clock`, :attr:`sequence`). Frames of unknown type are counted as ignored.
 
     :meth:`feed_blocks` is the hot path: every run of sample frames of one layout that arrived together is unpacked
-    with one struct call into a :class:`~sensor_drivers.blocks.ReadingBlock`; :meth:`feed` gives the same readings
-    one by one.
+    with one struct call into a :class:`~sensor_drivers.blocks.ReadingBlock`. In the steady state (what was kept from
+    the last call and the new bytes are back-to-back, CRC-valid sample frames of one layout, then at most the start of
+    the next one) the frames are checked and decoded in the same pass, without the scanner's search; anything else goes
+    through the scanner. Either way the same readings and the same counts. :meth:`feed` gives the readings one by one.
     """
 
     def __init__(self) -> None:
@@ -419,7 +448,6 @@ class StrideTwinDecoder:
         self._out: list[ReadingBlock] = []
         self._status_raw: tuple[int, int, int] | None = None
         self._status: DeviceStatus | None = None
-        self._structs: dict[tuple[int, int], struct.Struct] = {}
 
     def feed(self, data: bytes) -> list[DeviceReading]:
         """Consume ``data``; return every reading completed by it."""
@@ -429,31 +457,79 @@ class StrideTwinDecoder:
         """Consume ``data``; return every reading completed by it, in blocks (a new block where the layout or the
         device status changes, or where other frames came between)."""
         self._out = out = []
-        self._scanner.scan_runs(data, self._on_run)
+        if not self._steady(data):
+            self._scanner.scan_runs(data, self._on_run)
         return out
 
+    def _steady(self, data: bytes) -> bool:
+        """Decode ``data`` if, after the kept bytes, it continues a stream of back-to-back CRC-valid sample frames of
+        one layout (and at most the start of the next frame, kept as the scan would keep it). False, with nothing
+        consumed, for anything else."""
+        scanner = self._scanner
+        pending = scanner.pending
+        buf = pending + data if pending else data
+        n = len(buf)
+        if n < HEADER_LEN or not buf.startswith(SYNC) or buf[2] != VERSION or buf[3] != _TYPE_SAMPLE:
+            return False
+        length = buf[4]
+        if length not in _LAYOUTS:
+            return False
+        step = length + FRAME_OVERHEAD
+        n_frames, n_rest = divmod(n, step)
+        if not n_frames:
+            return False
+        if n_rest:
+            # The scan keeps the start of a frame whole; anything else after the frames is for the scan to judge.
+            rest = buf[n - n_rest :]
+            if not (buf.startswith(rest) if n_rest <= HEADER_LEN else rest.startswith(buf[:HEADER_LEN])):
+                return False
+        runs = []
+        with memoryview(buf) as view:
+            for first in range(0, n_frames, MAX_FRAMES_PER_UNPACK):
+                k = min(MAX_FRAMES_PER_UNPACK, n_frames - first)
+                start = first * step
+                fields = _run_struct(length, k).unpack_from(buf, start)
+                width = len(fields) // k
+                # Every frame has the header of the first, and its CRC (the scan's checks, frame by frame).
+                if not (
+                    fields[0::width].count(_SYNC_WORD) == k
+                    and fields[1::width].count(VERSION) == k
+                    and fields[2::width].count(_TYPE_SAMPLE) == k
+                    and fields[3::width].count(length) == k
+                    and [
+                        binascii.crc_hqx(view[o : o + step - 4], 0xFFFF)
+                        for o in range(start + 2, start + k * step, step)
+                    ]
+                    == list(fields[width - 1 :: width])
+                ):
+                    return False
+                runs.append((fields, k))
+        self.stats.bytes_in += len(data)
+        self.stats.frames_ok += n_frames
+        scanner.keep(buf[n - n_rest :] if n_rest else b"")
+        for fields, k in runs:
+            self._samples(fields, length, k)
+        return True
+
     def _on_run(self, frame_type: int, buf: bytearray, start: int, length: int, n_frames: int) -> None:
+        step = length + FRAME_OVERHEAD
         if frame_type == _TYPE_SAMPLE:
-            self._samples(buf, start - HEADER_LEN, length, n_frames)
+            for first in range(0, n_frames, MAX_FRAMES_PER_UNPACK):
+                k = min(MAX_FRAMES_PER_UNPACK, n_frames - first)
+                self._samples(_run_struct(length, k).unpack_from(buf, start - HEADER_LEN + first * step), length, k)
             return
         for q in range(n_frames):
-            offset = start + q * (length + FRAME_OVERHEAD)
+            offset = start + q * step
             if frame_type == _TYPE_DEVICE_INFO:
                 self.device_info = decode_device_info_payload(bytes(buf[offset : offset + length]))
             else:
                 self.stats.frames_ignored += 1
 
-    def _samples(self, buf: bytearray, first: int, length: int, n_frames: int) -> None:
-        """Decode ``n_frames`` back-to-back sample frames of payload ``length``, the first one's sync at ``first``."""
-        layout_flags, n_floats, record = _LAYOUTS[length]
-        key = (length, n_frames)
-        frames = self._structs.get(key)
-        if frames is None:
-            frames = self._structs[key] = struct.Struct("<" + record * n_frames)
-        fields = frames.unpack_from(buf, first)
+    def _samples(self, fields: tuple[int | float, ...], length: int, n_frames: int) -> None:
+        """Readings from the unpacked fields of ``n_frames`` CRC-valid sample frames of payload ``length``."""
+        layout_flags, n_floats, _ = _LAYOUTS[length]
         width = len(fields) // n_frames
-        # Per frame: t_us, seq, flags, n_floats floats, [battery, acc clips, gyr clips].
-        starts = range(3, len(fields), width)
+        starts = range(_FLOATS, len(fields), width)
         if n_floats == ROW_WIDTH:
             rows = [fields[o : o + 13] for o in starts]
         elif layout_flags & _FLAG_MAG:
@@ -462,11 +538,11 @@ class StrideTwinDecoder:
             rows = [fields[o : o + 6] + _NAN3 + fields[o + 6 : o + 10] for o in starts]
         else:
             rows = [fields[o : o + 6] + _NAN7 for o in starts]
-        t_us = fields[0::width]
-        seq = fields[1::width]
+        t_us = fields[_T::width]
+        seq = fields[_SEQ::width]
         statuses: list[tuple[int, int, int]] | None = None
         if layout_flags & _FLAG_STATUS:
-            s0 = 3 + n_floats
+            s0 = _FLOATS + n_floats
             battery, acc_clips, gyr_clips = fields[s0::width], fields[s0 + 1 :: width], fields[s0 + 2 :: width]
             if (
                 battery.count(battery[0]) == n_frames
@@ -475,12 +551,12 @@ class StrideTwinDecoder:
             ):
                 statuses = [(battery[0], acc_clips[0], gyr_clips[0])]
             else:
-                statuses = list(zip(battery, acc_clips, gyr_clips, strict=True))
-        flags = fields[2::width]
+                statuses = list(zip(battery, acc_clips, gyr_clips, strict=True))  # type: ignore[arg-type]
+        flags = fields[_FLAGS::width]
         if flags.count(layout_flags) != n_frames:  # clipping bits set, or malformed frames
             # The scanner only checked that the length is one a sample can have; a CRC-valid frame whose length does
             # not match its own flags is a firmware bug: dropped and counted.
-            good = [q for q, f in enumerate(flags) if f & _OPTIONAL_FLAGS == layout_flags]
+            good = [q for q, f in enumerate(flags) if f & _OPTIONAL_FLAGS == layout_flags]  # type: ignore[operator]
             self.stats.frames_malformed += n_frames - len(good)
             if len(good) < n_frames:
                 if not good:
@@ -491,13 +567,13 @@ class StrideTwinDecoder:
                 if statuses is not None and len(statuses) > 1:
                     statuses = [statuses[q] for q in good]
         n = len(rows)
-        device_time_s = tuple([t * 1e-6 for t in self.clock.unwrap_many(t_us)])
-        seq_unwrapped = tuple(self.sequence.unwrap_many(seq))
+        device_time_s = tuple([t * 1e-6 for t in self.clock.unwrap_many(t_us)])  # type: ignore[arg-type]
+        seq_unwrapped = tuple(self.sequence.unwrap_many(seq))  # type: ignore[arg-type]
         has_mag = bool(layout_flags & _FLAG_MAG)
         has_quat = bool(layout_flags & _FLAG_QUAT)
         if statuses is None or len(statuses) == 1:
             status = self._device_status(statuses[0]) if statuses else None
-            self._out.append(ReadingBlock(tuple(rows), device_time_s, seq_unwrapped, has_mag, has_quat, status))
+            self._out.append(ReadingBlock(tuple(rows), device_time_s, seq_unwrapped, has_mag, has_quat, status))  # type: ignore[arg-type]
         else:
             # The status changed within the run: one block per stretch of equal status.
             begin = 0
@@ -505,7 +581,7 @@ class StrideTwinDecoder:
                 if q == n or statuses[q] != statuses[begin]:
                     self._out.append(
                         ReadingBlock(
-                            tuple(rows[begin:q]),
+                            tuple(rows[begin:q]),  # type: ignore[arg-type]
                             device_time_s[begin:q],
                             seq_unwrapped[begin:q],
                             has_mag,

@@ -429,3 +429,18 @@ def test_a_read_becomes_one_block_per_stretch_of_equal_status() -> None:
     assert [r.seq for b in blocks for r in b.readings()] == [0, 1, 2, 3]
     assert all(b.has_mag and not b.has_quat for b in blocks)
     assert decoder.stats.frames_malformed == 0
+
+
+@pytest.mark.parametrize("prefix", [b"", b"\x00garbage"])  # the steady path, and the scan after garbage
+def test_a_long_read_is_decoded_in_pieces_all_of_it(prefix: bytes) -> None:
+    encoder = sf.StrideTwinEncoder(info_period_s=1e9)
+    encoder.encode_info()
+    reading = DeviceReading((0.0, 0.0, 9.8), (0.0, 0.0, 0.1), mag_ut=(20.0, 0.0, -40.0))
+    frames = b"".join(encoder.encode(reading) for _ in range(2 * sf.MAX_FRAMES_PER_UNPACK + 20))
+    chunks = [prefix + frames[:-30], frames[-30:]]
+    decoder = sf.StrideTwinDecoder()
+    blocks = [b for chunk in chunks for b in decoder.feed_blocks(chunk)]
+    expected, expected_stats, _ = reference_decode(chunks)
+    assert [r for b in blocks for r in b.readings()] == expected
+    assert len(expected) == 2 * sf.MAX_FRAMES_PER_UNPACK + 20
+    assert decoder.stats == expected_stats
