@@ -52,14 +52,8 @@ def sample_row(sample: ImuSample | DeviceReading) -> Row:
     return sample.acc_m_s2 + sample.gyr_rad_s + (_NAN3 if mag is None else mag) + (_NAN4 if quat is None else quat)
 
 
-def _check(
-    kind: str, rows: tuple[Row, ...], device_time_s: tuple[float, ...] | None, seq: tuple[int, ...] | None
-) -> None:
-    n = len(rows)
-    if device_time_s is not None and len(device_time_s) != n:
-        raise ValueError(f"{kind}: {len(device_time_s)} device times for {n} rows")
-    if seq is not None and len(seq) != n:
-        raise ValueError(f"{kind}: {len(seq)} sequence numbers for {n} rows")
+def _length_error(kind: str, what: str, got: int, n: int) -> ValueError:
+    return ValueError(f"{kind}: {got} {what} for {n} rows")
 
 
 def _vectors(row: Row, has_mag: bool, has_quat: bool) -> tuple[Row, Row, Row | None, Row | None]:
@@ -83,7 +77,11 @@ class ReadingBlock:
     status: DeviceStatus | None = None
 
     def __post_init__(self) -> None:
-        _check("ReadingBlock", self.rows, self.device_time_s, self.seq)
+        n = len(self.rows)
+        if self.device_time_s is not None and len(self.device_time_s) != n:
+            raise _length_error("ReadingBlock", "device times", len(self.device_time_s), n)
+        if self.seq is not None and len(self.seq) != n:
+            raise _length_error("ReadingBlock", "sequence numbers", len(self.seq), n)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -149,7 +147,11 @@ class SampleBlock:
     status: DeviceStatus | None = None
 
     def __post_init__(self) -> None:
-        _check("SampleBlock", self.rows, self.device_time_s, self.seq)
+        n = len(self.rows)
+        if self.device_time_s is not None and len(self.device_time_s) != n:
+            raise _length_error("SampleBlock", "device times", len(self.device_time_s), n)
+        if self.seq is not None and len(self.seq) != n:
+            raise _length_error("SampleBlock", "sequence numbers", len(self.seq), n)
 
     def __len__(self) -> int:
         return len(self.rows)

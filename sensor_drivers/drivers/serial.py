@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 
 import serial
 
-from sensor_drivers.blocks import BlockStreamItem
+from sensor_drivers.blocks import BlockStreamItem, ReadingBlock
 from sensor_drivers.drivers.base import Driver, SensorInfo
 from sensor_drivers.drivers.item_queue import ItemQueue, QueueItem
 from sensor_drivers.drivers.stamping import Stamper
@@ -147,6 +147,7 @@ class SerialDriver(Driver):
         self._closed_future: asyncio.Future[None] | None = None
         self._port: serial.Serial | None = None
         self._decoder: StreamDecoder | None = None
+        self._feed_blocks: Callable[[bytes], list[ReadingBlock]] | None = None
         self._old_stats: list[DecoderStats] = []
         self._reopen_at_s = 0.0
         self._reopen_backoff_s = self.options.reopen_initial_s
@@ -261,6 +262,8 @@ class SerialDriver(Driver):
         if self._decoder is not None:
             self._old_stats.append(self._decoder.stats)
         self._decoder = self._decoder_factory()
+        # A decoder of whole blocks hands on one block per read (the hot path); others, one reading at a time.
+        self._feed_blocks = getattr(self._decoder, "feed_blocks", None)
         return port
 
     def _open_with_retries(self) -> serial.Serial:
@@ -329,12 +332,12 @@ class SerialDriver(Driver):
         return self._decode(data, time.monotonic())
 
     def _decode(self, data: bytes, host_time_s: float) -> list[QueueItem]:
-        decoder = self._decoder
-        assert decoder is not None  # set by _open_once before any read
-        feed_blocks = getattr(decoder, "feed_blocks", None)
+        feed_blocks = self._feed_blocks
         if feed_blocks is not None:
             blocks = feed_blocks(data)
             return self._stamper.stamp_blocks(blocks, host_time_s) if blocks else []  # type: ignore[return-value]
+        decoder = self._decoder
+        assert decoder is not None  # set by _open_once before any read
         readings = decoder.feed(data)
         return self._stamper.stamp(readings, host_time_s) if readings else []
 
@@ -374,12 +377,14 @@ class _Reader:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._drivers: list[SerialDriver] = []
+        self._interval_s = SerialOptions.poll_interval_s
         self._thread: threading.Thread | None = None
 
     def add(self, driver: SerialDriver) -> None:
         with self._lock:
             if driver not in self._drivers:
                 self._drivers.append(driver)
+                self._interval_s = min(d.options.poll_interval_s for d in self._drivers)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="serial-reader", daemon=True)
                 self._thread.start()
@@ -388,6 +393,8 @@ class _Reader:
         with self._lock:
             if driver in self._drivers:
                 self._drivers.remove(driver)
+                if self._drivers:
+                    self._interval_s = min(d.options.poll_interval_s for d in self._drivers)
 
     def _run(self) -> None:
         while True:
@@ -396,7 +403,7 @@ class _Reader:
                 if not drivers:
                     self._thread = None
                     return
-            interval_s = min(d.options.poll_interval_s for d in drivers)
+                interval_s = self._interval_s  # the smallest among the drivers
             now_s = time.monotonic()
             handovers: dict[asyncio.AbstractEventLoop, list[tuple[SerialDriver, list[QueueItem], bool]]] = {}
             for driver in drivers:

@@ -116,7 +116,19 @@ class Stamper:
                 and seq[-1] - first == n - 1
                 and seq == tuple(range(first, first + n))
             ):
-                items.append(SampleBlock.stamp(block, sensor_id, site, host_time_s))
+                items.append(
+                    SampleBlock(
+                        sensor_id,
+                        site,
+                        host_time_s,
+                        block.device_time_s,
+                        seq,
+                        block.rows,
+                        block.has_mag,
+                        block.has_quat,
+                        block.status,
+                    )
+                )
                 continue
             # A jump somewhere: split the block before each sample that follows a gap.
             whole = SampleBlock.stamp(block, sensor_id, site, host_time_s)

@@ -566,18 +566,21 @@ class StreamingResampler:
         out: list[Sequence[float]] = []
         valid: list[bool] = []
         arcs: list[tuple[int, Sequence[float], Sequence[float], float]] = []
+        out_append = out.append
+        valid_append = valid.append
         for track in tracks:
             times, rows, gap_at = track.time_s, track.rows, track.gap_at
             n = len(times)
             max_dt = track.max_interval_s
+            has_quat = track.has_quat
             # interpolate_block's rule and arithmetic, row by row (see the module docstring).
             i = bisect.bisect_right(times, grid_ext[0]) - 1
             for g in grid_ext:
                 while i + 1 < n and times[i + 1] <= g:
                     i += 1
                 if i < 0:
-                    out.append(_NAN_ROW)
-                    valid.append(False)
+                    out_append(_NAN_ROW)
+                    valid_append(False)
                     continue
                 t0 = times[i]
                 if i + 1 < n and times[i + 1] - t0 <= max_dt and (not gap_at or i + 1 not in gap_at):
@@ -587,13 +590,13 @@ class StreamingResampler:
                     w = 0.0
                     r0 = r1 = rows[i]
                 else:
-                    out.append(_NAN_ROW)
-                    valid.append(False)
+                    out_append(_NAN_ROW)
+                    valid_append(False)
                     continue
-                if track.has_quat and r0[9] == r0[9] and r1[9] == r1[9]:  # both carry a quaternion (not NaN)
+                if has_quat and r0[9] == r0[9] and r1[9] == r1[9]:  # both carry a quaternion (not NaN)
                     arcs.append((len(out), r0[9:13], r1[9:13], w))
-                out.append([a + w * (b - a) for a, b in zip(r0, r1, strict=True)])
-                valid.append(True)
+                out_append([a + w * (b - a) for a, b in zip(r0, r1, strict=True)])
+                valid_append(True)
             # Keep from the last sample at or before the next row on: the left neighbour of every later row.
             keep = max(i, 0)
             if keep:
@@ -605,7 +608,7 @@ class StreamingResampler:
             index, q0, q1, w = zip(*arcs, strict=True)
             values[list(index), QUAT_COLS] = slerp(np.array(q0), np.array(q1), np.array(w))
         valid_mask = np.array(valid, dtype=bool)
-        grid = grid_times(k0, stop_index, rate_hz)
+        grid = np.array(grid_ext[:-1])
         sensors = {}
         for s, (name, track) in enumerate(self._tracks.items()):
             block = slice(s * m, (s + 1) * m - 1)
