@@ -9,7 +9,10 @@
    (the same plus clock mapping and resampling onto a 100 Hz grid every 50 ms), measured in the same run; and the
    goal's own parts in the full run: the serial reader thread's CPU clock (port reads, decoding, stamping) plus the
    consumer's thread time inside the clock mapping and resampling. The rest of the process total is asyncio's
-   hand-over between threads, the kit's merge and the consumer loop.
+   hand-over between threads, the kit's merge and the consumer loop. The consumer reads the kit's block stream
+   (``stream_blocks()``: one :class:`~sensor_drivers.blocks.SampleBlock` per port read) as the app's timing path
+   should; a consumer of single samples (``stream()``) pays for expanding the blocks on top
+   (``python -m bench.serial_transport`` measures that path).
 3. **Clock sync** (goal: 100 ppm drift recovered within 1 ms over 5 minutes):
    :func:`bench.capture_timing.clock_accuracy`.
 4. **Memory while recording** (goal: flat): peak RSS of a fresh process streaming 2 and 20 minutes of 5 × 200 Hz to a
@@ -28,12 +31,12 @@ from typing import Any
 
 from bench.capture_timing import clock_accuracy
 from bench.recording import peak_rss_of_recording
+from sensor_drivers.blocks import SampleBlock
 from sensor_drivers.drivers.kit import KitDriver
 from sensor_drivers.drivers.pty_server import PtyServer
 from sensor_drivers.drivers.registry import default_registry
 from sensor_drivers.drivers.serial import reader_thread
 from sensor_drivers.protocols.stridetwin_frame import DeviceInfo, StrideTwinEncoder
-from sensor_drivers.sample import ImuSample
 from sensor_drivers.sites import KIT_SITES
 
 RATE_HZ = 200.0
@@ -99,9 +102,9 @@ async def _consume(links: list[str], conn: Any, with_timing: bool) -> dict[str, 
 
     async def consume() -> None:
         next_emit_s = time.monotonic() + EMIT_PERIOD_S
-        async for item in kit.stream():
-            if type(item) is ImuSample:
-                counts["samples"] += 1
+        async for item in kit.stream_blocks():
+            if type(item) is SampleBlock:
+                counts["samples"] += len(item)
             if assembler is not None:
                 t0 = time.thread_time()
                 assembler.feed(item)

@@ -11,6 +11,11 @@ A driver may serve one sensor (a serial port, a BLE peripheral) or a whole kit (
 closed in ``finally``; it ends when the driver is closed or the source is exhausted (a finite simulation).
 Connection drops are reported in the stream as :class:`~sensor_drivers.sample.LinkEvent` items, never as exceptions;
 only a failure to connect at all (after the allowed retries) raises from ``__aenter__``.
+
+``stream_blocks()`` is the same stream with samples in blocks (:class:`~sensor_drivers.blocks.SampleBlock`: one
+sensor's consecutive samples as arrays), for consumers that work on arrays (clock mapping and resampling,
+:class:`~sensor_drivers.timing.assembler.GridAssembler`). A driver that receives samples in batches (serial reads,
+BLE notifications, a kit of those) hands its batches on as blocks; the default makes one block per sample.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from sensor_drivers.sample import StreamItem
+from sensor_drivers.blocks import BlockStreamItem, SampleBlock
+from sensor_drivers.sample import ImuSample, StreamItem
 from sensor_drivers.sites import Site
 
 
@@ -62,6 +68,11 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def stream(self) -> AsyncIterator[StreamItem]:
         """Samples and link events, in arrival order per sensor, until closed or exhausted."""
+
+    async def stream_blocks(self) -> AsyncIterator[BlockStreamItem]:
+        """The items of :meth:`stream` with samples in blocks, in the same order (here: one block per sample)."""
+        async for item in self.stream():
+            yield SampleBlock.from_samples([item]) if type(item) is ImuSample else item  # type: ignore[misc]
 
     def clip_metadata(self) -> dict[str, Any]:
         """What a recording made with this driver should carry in its metadata (after connecting); default none."""

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from bleak.exc import BleakError
 
+from sensor_drivers.blocks import BlockStreamItem
 from sensor_drivers.drivers.base import Driver, SensorInfo
 from sensor_drivers.drivers.item_queue import ItemQueue
 from sensor_drivers.drivers.stamping import Stamper
@@ -286,6 +287,10 @@ class BleDriver(Driver):
     def stream(self) -> AsyncIterator[StreamItem]:
         """Samples and link events until the driver is closed."""
         return self._queue.items()
+
+    def stream_blocks(self) -> AsyncIterator[BlockStreamItem]:
+        """The items of :meth:`stream` with samples in blocks (one per notification)."""
+        return self._queue.blocks()
 
     def stream_batches(self) -> AsyncIterator[list[StreamItem]]:
         """The same items in the batches they arrived in (one per notification)."""

@@ -1,7 +1,10 @@
-"""The queue between a transport and its ``stream()``: batches of items in, single items out.
+"""The queue between a transport and its streams: batches of items in; single items, or blocks, out.
 
 Transports receive data in chunks (a serial read, a BLE notification); putting the whole chunk's items as one batch
 keeps the cost per sample low (one queue operation and at most one event-loop wake-up per chunk, not per sample).
+A batch may hold single samples or blocks of samples (:class:`~sensor_drivers.blocks.SampleBlock`, what a block
+decoder makes of one read); each reader gets the form it asks for: :meth:`ItemQueue.items` single samples (blocks
+expanded), :meth:`ItemQueue.blocks` blocks (runs of single samples joined).
 """
 
 from __future__ import annotations
@@ -9,7 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from sensor_drivers.blocks import BlockStreamItem, SampleBlock, expand_blocks, group_samples
 from sensor_drivers.sample import StreamItem
+
+#: What a batch holds: single samples, blocks of samples and link events.
+QueueItem = StreamItem | SampleBlock
 
 
 class ItemQueue:
@@ -20,12 +27,13 @@ class ItemQueue:
     """
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[list[StreamItem] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[list[QueueItem] | None] = asyncio.Queue()
         self._finished = False
         self._target: ItemQueue | None = None
+        #: Items put so far (a block counts as one).
         self.n_items = 0
 
-    def put(self, batch: list[StreamItem]) -> None:
+    def put(self, batch: list[QueueItem]) -> None:
         """Append a batch (from the event loop's thread). Ignored after :meth:`finish`."""
         if batch and not self._finished:
             self.n_items += len(batch)
@@ -46,7 +54,7 @@ class ItemQueue:
                 target.put(batch)
         self._target = target
 
-    def put_threadsafe(self, loop: asyncio.AbstractEventLoop, batch: list[StreamItem]) -> bool:
+    def put_threadsafe(self, loop: asyncio.AbstractEventLoop, batch: list[QueueItem]) -> bool:
         """Append a batch from another thread; returns False when the loop is closed (the batch is dropped)."""
         try:
             loop.call_soon_threadsafe(self.put, batch)
@@ -67,7 +75,7 @@ class ItemQueue:
         return self._finished
 
     async def items(self) -> AsyncIterator[StreamItem]:
-        """Every queued item in order until the end marker."""
+        """Every queued item in order until the end marker, blocks expanded into their samples."""
         # Not built on batches(): one async-generator level per item less (a kit yields ~1000 items a second).
         if self._target is not None:
             raise RuntimeError("this stream is forwarded to a kit; read the kit's stream instead")
@@ -78,13 +86,17 @@ class ItemQueue:
                 if batch is None:
                     return
                 for item in batch:
-                    yield item
+                    if type(item) is SampleBlock:
+                        for sample in item.samples():
+                            yield sample
+                    else:
+                        yield item  # type: ignore[misc]
         finally:
             if self._finished:
                 queue.put_nowait(None)  # a later reader also ends instead of hanging
 
     async def batches(self) -> AsyncIterator[list[StreamItem]]:
-        """The queued batches in order until the end marker."""
+        """The queued batches in order until the end marker, blocks expanded into their samples."""
         if self._target is not None:
             raise RuntimeError("this stream is forwarded to a kit; read the kit's stream instead")
         queue = self._queue
@@ -93,7 +105,24 @@ class ItemQueue:
                 batch = await queue.get()
                 if batch is None:
                     return
-                yield batch
+                yield expand_blocks(batch)
+        finally:
+            if self._finished:
+                queue.put_nowait(None)  # a later reader also ends instead of hanging
+
+    async def blocks(self) -> AsyncIterator[BlockStreamItem]:
+        """Every queued item in order until the end marker, runs of single samples joined into blocks
+        (:func:`~sensor_drivers.blocks.group_samples`): the form for consumers that work on arrays."""
+        if self._target is not None:
+            raise RuntimeError("this stream is forwarded to a kit; read the kit's stream instead")
+        queue = self._queue
+        try:
+            while True:
+                batch = await queue.get()
+                if batch is None:
+                    return
+                for item in group_samples(batch):
+                    yield item
         finally:
             if self._finished:
                 queue.put_nowait(None)  # a later reader also ends instead of hanging

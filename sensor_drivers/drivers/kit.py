@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from sensor_drivers.blocks import BlockStreamItem
 from sensor_drivers.drivers.base import Driver, SensorInfo
 from sensor_drivers.drivers.item_queue import ItemQueue
 from sensor_drivers.errors import DeviceUnavailableError
@@ -179,6 +180,10 @@ class KitDriver(Driver):
     def stream(self) -> AsyncIterator[StreamItem]:
         """Items of all children, each child's in its own order, interleaved as they arrive."""
         return self._queue.items()
+
+    def stream_blocks(self) -> AsyncIterator[BlockStreamItem]:
+        """The items of :meth:`stream` with samples in blocks (as the children deliver them)."""
+        return self._queue.blocks()
 
     async def _pump(self, driver: Driver) -> None:
         index = self.drivers.index(driver)

@@ -6,6 +6,10 @@ callback with all its drivers' items. The event loop never blocks on a port. Wak
 instead of once per frame or per port, is what keeps the transport lean (``docs/drivers.md`` has the figures).
 Every reading decoded from one read gets the same host receive time, taken right after the read; the clock-sync
 stage smooths this jitter (USB serial adapters batch the same way: an FTDI chip's latency timer defaults to 16 ms).
+A protocol whose decoder decodes whole blocks (``feed_blocks``, e.g. the StrideTwin frame) hands on one
+:class:`~sensor_drivers.blocks.SampleBlock` per read instead of one :class:`~sensor_drivers.sample.ImuSample` per
+reading: :meth:`SerialDriver.stream_blocks` passes them on as they are, :meth:`SerialDriver.stream` expands them into
+the same samples.
 A thread rather than the event loop does the reading so that a busy event loop cannot let the kernel's tty buffer
 overflow.
 
@@ -32,8 +36,9 @@ from dataclasses import dataclass, fields
 
 import serial
 
+from sensor_drivers.blocks import BlockStreamItem, ReadingBlock
 from sensor_drivers.drivers.base import Driver, SensorInfo
-from sensor_drivers.drivers.item_queue import ItemQueue
+from sensor_drivers.drivers.item_queue import ItemQueue, QueueItem
 from sensor_drivers.drivers.stamping import Stamper
 from sensor_drivers.errors import DeviceUnavailableError
 from sensor_drivers.protocols.base import DecoderStats, StreamDecoder
@@ -142,6 +147,7 @@ class SerialDriver(Driver):
         self._closed_future: asyncio.Future[None] | None = None
         self._port: serial.Serial | None = None
         self._decoder: StreamDecoder | None = None
+        self._feed_blocks: Callable[[bytes], list[ReadingBlock]] | None = None
         self._old_stats: list[DecoderStats] = []
         self._reopen_at_s = 0.0
         self._reopen_backoff_s = self.options.reopen_initial_s
@@ -197,8 +203,12 @@ class SerialDriver(Driver):
         """Samples and link events until the driver is closed."""
         return self._queue.items()
 
+    def stream_blocks(self) -> AsyncIterator[BlockStreamItem]:
+        """The same data as :meth:`stream`, samples in blocks (one per read where the protocol decodes blocks)."""
+        return self._queue.blocks()
+
     def stream_batches(self) -> AsyncIterator[list[StreamItem]]:
-        """The same items in the batches they arrived in (one per read): cheaper for a merging consumer."""
+        """The items of :meth:`stream` in the batches they arrived in (one per read)."""
         return self._queue.batches()
 
     def forward_to(self, target: ItemQueue) -> None:
@@ -252,6 +262,8 @@ class SerialDriver(Driver):
         if self._decoder is not None:
             self._old_stats.append(self._decoder.stats)
         self._decoder = self._decoder_factory()
+        # A decoder of whole blocks hands on one block per read (the hot path); others, one reading at a time.
+        self._feed_blocks = getattr(self._decoder, "feed_blocks", None)
         return port
 
     def _open_with_retries(self) -> serial.Serial:
@@ -275,19 +287,19 @@ class SerialDriver(Driver):
 
     # -- Reading (reader thread) --------------------------------------------------------------------------------
 
-    def _service(self, now_s: float) -> list[StreamItem]:
+    def _service(self, now_s: float) -> list[QueueItem]:
         """One round of the reader thread for this port: read and decode, retry opening, or drain and close."""
         if self._close_requested:
             return self._drain_and_close()
         return self._read_or_reopen(now_s)
 
-    def _handed_over(self, items: list[StreamItem], closed: bool) -> None:
+    def _handed_over(self, items: list[QueueItem], closed: bool) -> None:
         """In the event loop: the reader's items for this driver (and, after the last ones, that it is closed)."""
         self._queue.put(items)
         if closed and self._closed_future is not None and not self._closed_future.done():
             self._closed_future.set_result(None)
 
-    def _read_or_reopen(self, now_s: float) -> list[StreamItem]:
+    def _read_or_reopen(self, now_s: float) -> list[QueueItem]:
         port = self._port
         opts = self.options
         if port is None:
@@ -319,19 +331,23 @@ class SerialDriver(Driver):
             return []
         return self._decode(data, time.monotonic())
 
-    def _decode(self, data: bytes, host_time_s: float) -> list[StreamItem]:
+    def _decode(self, data: bytes, host_time_s: float) -> list[QueueItem]:
+        feed_blocks = self._feed_blocks
+        if feed_blocks is not None:
+            blocks = feed_blocks(data)
+            return self._stamper.stamp_blocks(blocks, host_time_s) if blocks else []  # type: ignore[return-value]
         decoder = self._decoder
         assert decoder is not None  # set by _open_once before any read
         readings = decoder.feed(data)
         return self._stamper.stamp(readings, host_time_s) if readings else []
 
-    def _drain_and_close(self) -> list[StreamItem]:
+    def _drain_and_close(self) -> list[QueueItem]:
         """On close (in the reader thread): what the OS still holds for us, decoded, then the port closed.
 
         Reads until the port has been quiet for ``DRAIN_QUIET_S`` (a tty hands its buffered input over in steps,
         so one ``in_waiting`` is not all of it), at most ``DRAIN_MAX_S``.
         """
-        items: list[StreamItem] = []
+        items: list[QueueItem] = []
         port, self._port = self._port, None
         if port is None:
             return items
@@ -361,12 +377,14 @@ class _Reader:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._drivers: list[SerialDriver] = []
+        self._interval_s = SerialOptions.poll_interval_s
         self._thread: threading.Thread | None = None
 
     def add(self, driver: SerialDriver) -> None:
         with self._lock:
             if driver not in self._drivers:
                 self._drivers.append(driver)
+                self._interval_s = min(d.options.poll_interval_s for d in self._drivers)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="serial-reader", daemon=True)
                 self._thread.start()
@@ -375,6 +393,8 @@ class _Reader:
         with self._lock:
             if driver in self._drivers:
                 self._drivers.remove(driver)
+                if self._drivers:
+                    self._interval_s = min(d.options.poll_interval_s for d in self._drivers)
 
     def _run(self) -> None:
         while True:
@@ -383,9 +403,9 @@ class _Reader:
                 if not drivers:
                     self._thread = None
                     return
-            interval_s = min(d.options.poll_interval_s for d in drivers)
+                interval_s = self._interval_s  # the smallest among the drivers
             now_s = time.monotonic()
-            handovers: dict[asyncio.AbstractEventLoop, list[tuple[SerialDriver, list[StreamItem], bool]]] = {}
+            handovers: dict[asyncio.AbstractEventLoop, list[tuple[SerialDriver, list[QueueItem], bool]]] = {}
             for driver in drivers:
                 closing = driver._close_requested
                 try:
@@ -406,7 +426,7 @@ class _Reader:
             time.sleep(max(interval_s - (time.monotonic() - now_s), 0.0))
 
 
-def _hand_over(entries: list[tuple[SerialDriver, list[StreamItem], bool]]) -> None:
+def _hand_over(entries: list[tuple[SerialDriver, list[QueueItem], bool]]) -> None:
     for driver, items, closed in entries:
         driver._handed_over(items, closed)
 

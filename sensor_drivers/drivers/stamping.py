@@ -1,6 +1,7 @@
 """Turning decoded readings into stream items: sensor identity, host receive time, and sequence gaps.
 
-Shared by every transport so that all of them mark lost samples the same way. A sequence jump while the link stays up
+Shared by every transport so that all of them mark lost samples the same way, whether they stamp single readings
+(:meth:`Stamper.stamp`) or decoded blocks (:meth:`Stamper.stamp_blocks`). A sequence jump while the link stays up
 becomes a ``LinkEvent(GAP, n_missing=…)`` placed in the stream just before the first sample after the gap. Across a
 disconnect the ``DISCONNECTED``/``CONNECTED`` pair already marks the gap, so the transport calls :meth:`Stamper.restart`
 and no second ``GAP`` is reported for the same hole.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sensor_drivers.blocks import ReadingBlock, SampleBlock
 from sensor_drivers.sample import DeviceReading, ImuSample, LinkEvent, LinkState, StreamItem
 from sensor_drivers.sites import Site
 
@@ -87,6 +89,60 @@ class Stamper:
             n_samples += 1
         self._last_seq = last
         self.n_samples += n_samples
+        return items
+
+    def stamp_blocks(self, blocks: Iterable[ReadingBlock], host_time_s: float) -> list[SampleBlock | LinkEvent]:
+        """:meth:`stamp` for decoded blocks: sample blocks, split where the sequence jumps, with the gap events
+        between them (the same events, in the same places, as :meth:`stamp` puts among single samples)."""
+        items: list[SampleBlock | LinkEvent] = []
+        sensor_id = self.sensor_id
+        site = self.site
+        for block in blocks:
+            n = len(block)
+            if not n:
+                continue
+            self.n_samples += n
+            seq = block.seq
+            if seq is None:
+                counter = self._counter
+                self._counter += n
+                items.append(SampleBlock.stamp(block, sensor_id, site, host_time_s, tuple(range(counter, counter + n))))
+                continue
+            last = self._last_seq
+            self._last_seq = seq[-1]
+            first = seq[0]
+            if (
+                (last is None or first == last + 1)
+                and seq[-1] - first == n - 1
+                and seq == tuple(range(first, first + n))
+            ):
+                items.append(
+                    SampleBlock(
+                        sensor_id,
+                        site,
+                        host_time_s,
+                        block.device_time_s,
+                        seq,
+                        block.rows,
+                        block.has_mag,
+                        block.has_quat,
+                        block.status,
+                    )
+                )
+                continue
+            # A jump somewhere: split the block before each sample that follows a gap.
+            whole = SampleBlock.stamp(block, sensor_id, site, host_time_s)
+            begin = 0
+            for k, s in enumerate(seq):
+                if last is not None and s != last + 1:
+                    gap = self._gap_event(last, s, host_time_s)
+                    if gap is not None:
+                        if k > begin:
+                            items.append(whole.split(begin, k))
+                        items.append(gap)
+                        begin = k
+                last = s
+            items.append(whole.split(begin, n) if begin else whole)
         return items
 
     def _gap_event(self, last: int, seq: int, host_time_s: float) -> LinkEvent | None:

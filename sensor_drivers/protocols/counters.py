@@ -12,6 +12,8 @@ For a uint32 µs clock half the range is 35.8 min; for a uint16 counter at 200 H
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class CounterUnwrapper:
     """Turns a wrapping counter of ``n_bits`` bits into a monotonically non-decreasing integer."""
@@ -46,6 +48,32 @@ class CounterUnwrapper:
         self._last_raw = raw
         self._last_value = value
         return value
+
+    def unwrap_many(self, raws: Sequence[int]) -> list[int]:
+        """:meth:`unwrap` of each raw reading in turn (one call for a block of readings: the decoders' hot path)."""
+        out: list[int] = []
+        append = out.append
+        last_raw = self._last_raw
+        value = self._last_value
+        mask = self.modulus - 1
+        half = self._half
+        for raw in raws:
+            if last_raw is None:
+                value = raw
+            else:
+                delta = (raw - last_raw) & mask
+                if delta < half:
+                    if raw < last_raw:
+                        self.n_wraps += 1
+                    value += delta
+                else:
+                    self.n_restarts += 1
+                    value += 1 + raw
+            last_raw = raw
+            append(value)
+        self._last_raw = last_raw
+        self._last_value = value
+        return out
 
     def reset(self) -> None:
         """Forget the history (a new connection): the next raw value is taken as is."""

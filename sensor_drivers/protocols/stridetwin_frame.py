@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum, IntFlag
 
+from sensor_drivers.blocks import ROW_WIDTH, ReadingBlock
 from sensor_drivers.errors import ProtocolError
 from sensor_drivers.frames import G_M_S2
 from sensor_drivers.protocols.base import DecoderStats
@@ -282,6 +283,11 @@ def set_rate_command(rate_hz: float) -> bytes:
 #: valid during the call.
 FrameHandler = Callable[[int, bytearray, int, int], None]
 
+#: Called for each run of consecutive CRC-valid frames with the same header (type and length):
+#: ``(frame type, buffer, payload offset of the first frame, payload length, number of frames)``; frame ``q``'s payload
+#: is at ``offset + q·(length + FRAME_OVERHEAD)``. The buffer is only valid during the call.
+RunHandler = Callable[[int, bytearray, int, int, int], None]
+
 
 class FrameScanner:
     """Finds CRC-valid frames in a byte stream, resynchronising after garbage. Never raises on bad bytes.
@@ -292,6 +298,16 @@ class FrameScanner:
     def __init__(self, stats: DecoderStats | None = None) -> None:
         self.stats = stats if stats is not None else DecoderStats()
         self._buf = bytearray()
+
+    @property
+    def pending(self) -> bytes:
+        """The bytes kept from earlier calls: the start of a frame still incomplete (or a trailing ``A5``)."""
+        return bytes(self._buf)
+
+    def keep(self, pending: bytes) -> None:
+        """Replace the bytes kept for the next call (for a caller that consumed the rest itself, as the scan would
+        have: ``pending`` must be what the scan would have kept)."""
+        self._buf[:] = pending
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """``(frame type, payload)`` of every complete frame in ``data`` (after what earlier calls left)."""
@@ -304,49 +320,109 @@ class FrameScanner:
         return frames
 
     def scan(self, data: bytes, on_frame: FrameHandler) -> None:
-        """Like :meth:`feed`, but hands each frame to ``on_frame`` in place (no copies: the decoder's hot path)."""
+        """Like :meth:`feed`, but hands each frame to ``on_frame`` in place (no copies)."""
+
+        def each(frame_type: int, buf: bytearray, start: int, length: int, n_frames: int) -> None:
+            step = length + FRAME_OVERHEAD
+            for q in range(n_frames):
+                on_frame(frame_type, buf, start + q * step, length)
+
+        self.scan_runs(data, each)
+
+    def scan_runs(self, data: bytes, on_run: RunHandler) -> None:
+        """Like :meth:`scan`, but hands over runs of back-to-back frames with the same header at once (a device
+        streams sample frames of one layout back to back, so a poll's bytes are usually one run: the decoder's
+        hot path unpacks a run with one struct call). The same frames, in the same order, as :meth:`scan`."""
         stats = self.stats
         stats.bytes_in += len(data)
         buf = self._buf
         buf += data
         n = len(buf)
         i = 0
-        while True:
-            j = buf.find(SYNC, i)
-            if j < 0:
-                # A trailing A5 may be the first half of the next sync: keep it.
-                keep = 1 if n > i and buf[n - 1] == 0xA5 else 0
-                stats.bytes_discarded += n - i - keep
-                i = n - keep
-                break
-            stats.bytes_discarded += j - i
-            if n - j < HEADER_LEN:
-                i = j
-                break
-            version = buf[j + 2]
-            frame_type = buf[j + 3]
-            length = buf[j + 4]
-            valid_lens = VALID_PAYLOAD_LENS.get(frame_type)
-            if version != VERSION or (valid_lens is not None and length not in valid_lens):
-                stats.bytes_discarded += 1
-                i = j + 1
-                continue
-            end = j + HEADER_LEN + length + CRC_LEN
-            if n < end:
-                i = j
-                break
-            with memoryview(buf) as view:
-                crc = binascii.crc_hqx(view[j + 2 : end - 2], 0xFFFF)
-            if crc != buf[end - 2] | buf[end - 1] << 8:
-                stats.checksum_errors += 1
-                stats.bytes_discarded += 1
-                i = j + 1
-                continue
-            stats.frames_ok += 1
-            on_frame(frame_type, buf, j + HEADER_LEN, length)
-            i = end
+        runs: list[tuple[int, int, int, int]] = []
+        with memoryview(buf) as view:
+            while True:
+                j = buf.find(SYNC, i)
+                if j < 0:
+                    # A trailing A5 may be the first half of the next sync: keep it.
+                    keep = 1 if n > i and buf[n - 1] == 0xA5 else 0
+                    stats.bytes_discarded += n - i - keep
+                    i = n - keep
+                    break
+                stats.bytes_discarded += j - i
+                if n - j < HEADER_LEN:
+                    i = j
+                    break
+                version = buf[j + 2]
+                frame_type = buf[j + 3]
+                length = buf[j + 4]
+                valid_lens = VALID_PAYLOAD_LENS.get(frame_type)
+                if version != VERSION or (valid_lens is not None and length not in valid_lens):
+                    stats.bytes_discarded += 1
+                    i = j + 1
+                    continue
+                step = length + FRAME_OVERHEAD
+                end = j + step
+                if n < end:
+                    i = j
+                    break
+                if binascii.crc_hqx(view[j + 2 : end - 2], 0xFFFF) != buf[end - 2] | buf[end - 1] << 8:
+                    stats.checksum_errors += 1
+                    stats.bytes_discarded += 1
+                    i = j + 1
+                    continue
+                # The frames that follow with the same header and a valid CRC join the run.
+                header = bytes(view[j : j + HEADER_LEN])
+                n_frames = 1
+                while (
+                    n - end >= step
+                    and buf.startswith(header, end)
+                    and binascii.crc_hqx(view[end + 2 : end + step - 2], 0xFFFF)
+                    == buf[end + step - 2] | buf[end + step - 1] << 8
+                ):
+                    end += step
+                    n_frames += 1
+                stats.frames_ok += n_frames
+                runs.append((frame_type, j + HEADER_LEN, length, n_frames))
+                i = end
+        # The handlers run after the scan, when no view of the buffer is held any more (one may keep a view of
+        # its own while it decodes); the buffer is trimmed only after them.
+        for frame_type, start, length, n_frames in runs:
+            on_run(frame_type, buf, start, length, n_frames)
         if i:
             del buf[:i]
+
+
+#: Per sample payload length: the optional-block flags (MAG, QUAT, STATUS) it implies, the number of floats in a
+#: frame (acc and gyr, then mag and/or quat) and the struct of one whole frame: sync, version, type, length, time,
+#: sequence, flags, the floats, [battery, clipping counters,] CRC.
+def _sample_layout(flags: int) -> tuple[int, int, str]:
+    n_floats = 6 + (3 if flags & _FLAG_MAG else 0) + (4 if flags & _FLAG_QUAT else 0)
+    record = f"HBBBIHB{n_floats}f" + ("BHH" if flags & _FLAG_STATUS else "") + "H"
+    assert struct.calcsize("<" + record) == sample_payload_len(flags) + FRAME_OVERHEAD
+    return flags, n_floats, record
+
+
+_LAYOUTS = {sample_payload_len(f): _sample_layout(f) for f in range(_OPTIONAL_FLAGS + 1)}
+#: Where a frame's fields begin in its struct: time, sequence number, flags, floats (the header comes first).
+_T, _SEQ, _FLAGS, _FLOATS = 4, 5, 6, 7
+#: Frames unpacked by one struct call at most (a longer run is decoded in pieces, so the cache of structs, one per
+#: layout and number of frames, stays small).
+MAX_FRAMES_PER_UNPACK = 64
+_RUN_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+_SYNC_WORD = int.from_bytes(SYNC, "little")
+_NAN3 = (math.nan,) * 3
+_NAN4 = (math.nan,) * 4
+_NAN7 = (math.nan,) * 7
+
+
+def _run_struct(length: int, n_frames: int) -> struct.Struct:
+    """The struct of ``n_frames`` back-to-back sample frames of payload ``length``."""
+    key = (length, n_frames)
+    frames = _RUN_STRUCTS.get(key)
+    if frames is None:
+        frames = _RUN_STRUCTS[key] = struct.Struct("<" + _LAYOUTS[length][2] * n_frames)
+    return frames
 
 
 class StrideTwinDecoder:
@@ -354,6 +430,12 @@ class StrideTwinDecoder:
 
     ``device_time_s`` is the unwrapped µs timestamp in seconds and ``seq`` the unwrapped sequence number, both
     continuing across calls (:attr:`clock`, :attr:`sequence`). Frames of unknown type are counted as ignored.
+
+    :meth:`feed_blocks` is the hot path: every run of sample frames of one layout that arrived together is unpacked
+    with one struct call into a :class:`~sensor_drivers.blocks.ReadingBlock`. In the steady state (what was kept from
+    the last call and the new bytes are back-to-back, CRC-valid sample frames of one layout, then at most the start of
+    the next one) the frames are checked and decoded in the same pass, without the scanner's search; anything else goes
+    through the scanner. Either way the same readings and the same counts. :meth:`feed` gives the readings one by one.
     """
 
     def __init__(self) -> None:
@@ -363,63 +445,163 @@ class StrideTwinDecoder:
         self.sequence = CounterUnwrapper(16)
         #: The latest device-info frame, once one has arrived.
         self.device_info: DeviceInfo | None = None
-        self._out: list[DeviceReading] = []
+        self._out: list[ReadingBlock] = []
         self._status_raw: tuple[int, int, int] | None = None
         self._status: DeviceStatus | None = None
 
     def feed(self, data: bytes) -> list[DeviceReading]:
         """Consume ``data``; return every reading completed by it."""
+        return [reading for block in self.feed_blocks(data) for reading in block.readings()]
+
+    def feed_blocks(self, data: bytes) -> list[ReadingBlock]:
+        """Consume ``data``; return every reading completed by it, in blocks (a new block where the layout or the
+        device status changes, or where other frames came between)."""
         self._out = out = []
-        self._scanner.scan(data, self._on_frame)
-        self.stats.readings_out += len(out)
+        if not self._steady(data):
+            self._scanner.scan_runs(data, self._on_run)
         return out
 
-    def _on_frame(self, frame_type: int, buf: bytearray, start: int, length: int) -> None:
-        if frame_type == _TYPE_SAMPLE:
-            self._sample(buf, start, length)
-        elif frame_type == _TYPE_DEVICE_INFO:
-            self.device_info = decode_device_info_payload(bytes(buf[start : start + length]))
-        else:
-            self.stats.frames_ignored += 1
+    def _steady(self, data: bytes) -> bool:
+        """Decode ``data`` if, after the kept bytes, it continues a stream of back-to-back CRC-valid sample frames of
+        one layout (and at most the start of the next frame, kept as the scan would keep it). False, with nothing
+        consumed, for anything else."""
+        scanner = self._scanner
+        pending = scanner.pending
+        buf = pending + data if pending else data
+        n = len(buf)
+        if n < HEADER_LEN or not buf.startswith(SYNC) or buf[2] != VERSION or buf[3] != _TYPE_SAMPLE:
+            return False
+        length = buf[4]
+        if length not in _LAYOUTS:
+            return False
+        step = length + FRAME_OVERHEAD
+        n_frames, n_rest = divmod(n, step)
+        if not n_frames:
+            return False
+        if n_rest:
+            # The scan keeps the start of a frame whole; anything else after the frames is for the scan to judge.
+            rest = buf[n - n_rest :]
+            if not (buf.startswith(rest) if n_rest <= HEADER_LEN else rest.startswith(buf[:HEADER_LEN])):
+                return False
+        runs = []
+        with memoryview(buf) as view:
+            for first in range(0, n_frames, MAX_FRAMES_PER_UNPACK):
+                k = min(MAX_FRAMES_PER_UNPACK, n_frames - first)
+                start = first * step
+                fields = _run_struct(length, k).unpack_from(buf, start)
+                width = len(fields) // k
+                # Every frame has the header of the first, and its CRC (the scan's checks, frame by frame).
+                if not (
+                    fields[0::width].count(_SYNC_WORD) == k
+                    and fields[1::width].count(VERSION) == k
+                    and fields[2::width].count(_TYPE_SAMPLE) == k
+                    and fields[3::width].count(length) == k
+                    and [
+                        binascii.crc_hqx(view[o : o + step - 4], 0xFFFF)
+                        for o in range(start + 2, start + k * step, step)
+                    ]
+                    == list(fields[width - 1 :: width])
+                ):
+                    return False
+                runs.append((fields, k))
+        self.stats.bytes_in += len(data)
+        self.stats.frames_ok += n_frames
+        scanner.keep(buf[n - n_rest :] if n_rest else b"")
+        for fields, k in runs:
+            self._samples(fields, length, k)
+        return True
 
-    def _sample(self, buf: bytearray, start: int, length: int) -> None:
-        t_us, seq, flags, ax, ay, az, gx, gy, gz = _SAMPLE_HEAD.unpack_from(buf, start)
-        # The scanner only checked that the length is one a sample can have; a CRC-valid frame whose length does
-        # not match its own flags is a firmware bug: dropped and counted.
-        if length != _SAMPLE_LEN_BY_FLAGS[flags & _OPTIONAL_FLAGS]:
-            self.stats.frames_malformed += 1
+    def _on_run(self, frame_type: int, buf: bytearray, start: int, length: int, n_frames: int) -> None:
+        step = length + FRAME_OVERHEAD
+        if frame_type == _TYPE_SAMPLE:
+            for first in range(0, n_frames, MAX_FRAMES_PER_UNPACK):
+                k = min(MAX_FRAMES_PER_UNPACK, n_frames - first)
+                self._samples(_run_struct(length, k).unpack_from(buf, start - HEADER_LEN + first * step), length, k)
             return
-        offset = start + SAMPLE_BASE_LEN
-        mag = quat = status = None
-        if flags & _OPTIONAL_FLAGS:
-            if flags & _FLAG_MAG:
-                mag = _VEC3.unpack_from(buf, offset)
-                offset += 12
-            if flags & _FLAG_QUAT:
-                quat = _QUAT.unpack_from(buf, offset)
-                offset += 16
-            if flags & _FLAG_STATUS:
-                raw = _STATUS.unpack_from(buf, offset)
-                if raw != self._status_raw:  # one status object while nothing changes
-                    battery, acc_clips, gyr_clips = raw
-                    self._status_raw = raw
-                    self._status = DeviceStatus(
-                        battery_pct=None if battery > 100 else float(battery),
-                        acc_clip_count=None if acc_clips == CLIP_COUNT_UNKNOWN else acc_clips,
-                        gyr_clip_count=None if gyr_clips == CLIP_COUNT_UNKNOWN else gyr_clips,
+        for q in range(n_frames):
+            offset = start + q * step
+            if frame_type == _TYPE_DEVICE_INFO:
+                self.device_info = decode_device_info_payload(bytes(buf[offset : offset + length]))
+            else:
+                self.stats.frames_ignored += 1
+
+    def _samples(self, fields: tuple[int | float, ...], length: int, n_frames: int) -> None:
+        """Readings from the unpacked fields of ``n_frames`` CRC-valid sample frames of payload ``length``."""
+        layout_flags, n_floats, _ = _LAYOUTS[length]
+        width = len(fields) // n_frames
+        starts = range(_FLOATS, len(fields), width)
+        if n_floats == ROW_WIDTH:
+            rows = [fields[o : o + 13] for o in starts]
+        elif layout_flags & _FLAG_MAG:
+            rows = [fields[o : o + 9] + _NAN4 for o in starts]
+        elif layout_flags & _FLAG_QUAT:
+            rows = [fields[o : o + 6] + _NAN3 + fields[o + 6 : o + 10] for o in starts]
+        else:
+            rows = [fields[o : o + 6] + _NAN7 for o in starts]
+        t_us = fields[_T::width]
+        seq = fields[_SEQ::width]
+        statuses: list[tuple[int, int, int]] | None = None
+        if layout_flags & _FLAG_STATUS:
+            s0 = _FLOATS + n_floats
+            battery, acc_clips, gyr_clips = fields[s0::width], fields[s0 + 1 :: width], fields[s0 + 2 :: width]
+            if (
+                battery.count(battery[0]) == n_frames
+                and acc_clips.count(acc_clips[0]) == n_frames
+                and gyr_clips.count(gyr_clips[0]) == n_frames
+            ):
+                statuses = [(battery[0], acc_clips[0], gyr_clips[0])]
+            else:
+                statuses = list(zip(battery, acc_clips, gyr_clips, strict=True))  # type: ignore[arg-type]
+        flags = fields[_FLAGS::width]
+        if flags.count(layout_flags) != n_frames:  # clipping bits set, or malformed frames
+            # The scanner only checked that the length is one a sample can have; a CRC-valid frame whose length does
+            # not match its own flags is a firmware bug: dropped and counted.
+            good = [q for q, f in enumerate(flags) if f & _OPTIONAL_FLAGS == layout_flags]  # type: ignore[operator]
+            self.stats.frames_malformed += n_frames - len(good)
+            if len(good) < n_frames:
+                if not good:
+                    return
+                rows = [rows[q] for q in good]
+                t_us = tuple(t_us[q] for q in good)
+                seq = tuple(seq[q] for q in good)
+                if statuses is not None and len(statuses) > 1:
+                    statuses = [statuses[q] for q in good]
+        n = len(rows)
+        device_time_s = tuple([t * 1e-6 for t in self.clock.unwrap_many(t_us)])  # type: ignore[arg-type]
+        seq_unwrapped = tuple(self.sequence.unwrap_many(seq))  # type: ignore[arg-type]
+        has_mag = bool(layout_flags & _FLAG_MAG)
+        has_quat = bool(layout_flags & _FLAG_QUAT)
+        if statuses is None or len(statuses) == 1:
+            status = self._device_status(statuses[0]) if statuses else None
+            self._out.append(ReadingBlock(tuple(rows), device_time_s, seq_unwrapped, has_mag, has_quat, status))  # type: ignore[arg-type]
+        else:
+            # The status changed within the run: one block per stretch of equal status.
+            begin = 0
+            for q in range(1, n + 1):
+                if q == n or statuses[q] != statuses[begin]:
+                    self._out.append(
+                        ReadingBlock(
+                            tuple(rows[begin:q]),  # type: ignore[arg-type]
+                            device_time_s[begin:q],
+                            seq_unwrapped[begin:q],
+                            has_mag,
+                            has_quat,
+                            self._device_status(statuses[begin]),
+                        )
                     )
-                status = self._status
-        self._out.append(
-            DeviceReading(
-                acc_m_s2=(ax, ay, az),
-                gyr_rad_s=(gx, gy, gz),
-                device_time_s=self.clock.unwrap(t_us) * 1e-6,
-                seq=self.sequence.unwrap(seq),
-                mag_ut=mag,
-                quat_wxyz=quat,
-                status=status,
+                    begin = q
+        self.stats.readings_out += n
+
+    def _device_status(self, raw: tuple[int, int, int]) -> DeviceStatus | None:
+        if raw != self._status_raw:  # one status object while nothing changes
+            battery, acc_clips, gyr_clips = raw
+            self._status_raw = raw
+            self._status = DeviceStatus(
+                battery_pct=None if battery > 100 else float(battery),
+                acc_clip_count=None if acc_clips == CLIP_COUNT_UNKNOWN else acc_clips,
+                gyr_clip_count=None if gyr_clips == CLIP_COUNT_UNKNOWN else gyr_clips,
             )
-        )
+        return self._status
 
 
 _DEFAULT_INFO = DeviceInfo(

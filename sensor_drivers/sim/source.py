@@ -22,10 +22,11 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
+from sensor_drivers.blocks import BlockStreamItem
 from sensor_drivers.drivers.base import Driver, SensorInfo
 from sensor_drivers.drivers.fake_gatt import FakePeripheral, FakeRadio
 from sensor_drivers.drivers.kit import KitDriver
@@ -187,11 +188,19 @@ class SimDriver(Driver):
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)  # one more driver poll interval: bytes read but not yet handed over
 
-    async def stream(self) -> AsyncIterator[StreamItem]:
+    def stream(self) -> AsyncIterator[StreamItem]:
+        """The kit's stream, ending once every virtual sensor has delivered its recording."""
+        return self._until_delivered(lambda kit: kit.stream())
+
+    def stream_blocks(self) -> AsyncIterator[BlockStreamItem]:
+        """:meth:`stream` with samples in blocks, as the drivers read them."""
+        return self._until_delivered(lambda kit: kit.stream_blocks())
+
+    async def _until_delivered(self, open_stream: Callable[[KitDriver], AsyncIterator[Any]]) -> AsyncIterator[Any]:
         if self._kit is None:
             raise RuntimeError("SimDriver.stream() before connect()")
         done = asyncio.create_task(self._all_delivered(), name="sim-all-delivered")
-        items = self._kit.stream()
+        items = open_stream(self._kit)
         try:
             while True:
                 next_item = asyncio.ensure_future(anext(items))
@@ -211,7 +220,7 @@ class SimDriver(Driver):
             done.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await done
-            await items.aclose()
+            await items.aclose()  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         if self._kit is not None:

@@ -306,6 +306,68 @@ class ClockSync:
         self._refresh_fast()
         return mapped
 
+    def update_many(self, device_time_s: Sequence[float], host_time_s: Sequence[float]) -> list[float]:
+        """:meth:`update` for each sample of a block in turn; returns their mapped host times, s.
+
+        The same arithmetic in the same order, so the results equal those of :meth:`update` bit for bit; the common
+        case (a sample inside the current segment, in order, not far below the line) runs with the state held in
+        local variables for the whole block, everything else through :meth:`update`.
+        """
+        out: list[float] = []
+        append = out.append
+        n = len(device_time_s)
+        i = 0
+        lo_factor = 1.0 - self.max_slew
+        hi_factor = 1.0 + self.max_slew
+        while i < n:
+            if self._fast:
+                dev_shift, x_ref, y_ref = self._dev_shift, self._x_ref, self._y_ref
+                seg_end, b, a = self._seg_end, self._slope, self._a
+                jump_floor, lowering, y_off = self._jump_floor, self._lowering, self._y_off
+                seg_key, seg_u, seg_v, seg_index = self._seg_key, self._seg_u, self._seg_v, self._seg_index
+                last_u, last_du, last = self._last_u, self._last_du, self._last_mapped
+                n_seen, n_in_epoch = self._n_seen, self._n_in_epoch
+                while i < n:
+                    # The inlined path of update(), statement for statement.
+                    u = device_time_s[i] + dev_shift - x_ref
+                    if not last_u < u < seg_end:
+                        break
+                    v = host_time_s[i] - y_ref
+                    key = v - b * u
+                    if not key - a >= jump_floor:
+                        break
+                    if key < seg_key:
+                        seg_key, seg_u, seg_v, seg_index = key, u, v, n_seen
+                        if lowering and key < a:
+                            a = key
+                    last_du = du = u - last_u
+                    last_u = u
+                    n_in_epoch += 1
+                    n_seen += 1
+                    target = y_off + a + b * u
+                    step = b * du
+                    lo = last + lo_factor * step
+                    if lo <= last:
+                        lo = math.nextafter(last, math.inf)
+                    if target < lo:
+                        target = lo
+                    else:
+                        hi = last + hi_factor * step
+                        if target > hi:
+                            target = hi
+                    last = target
+                    append(target)
+                    i += 1
+                self._a = a
+                self._seg_key, self._seg_u, self._seg_v, self._seg_index = seg_key, seg_u, seg_v, seg_index
+                self._last_u, self._last_du, self._last_mapped = last_u, last_du, last
+                self._n_seen, self._n_in_epoch = n_seen, n_in_epoch
+                if i == n:
+                    break
+            append(self.update(device_time_s[i], host_time_s[i]))
+            i += 1
+        return out
+
     def _refresh_fast(self) -> None:
         """Whether the next sample may take the inlined path, and the thresholds it uses."""
         self._fast = (

@@ -7,9 +7,12 @@ the two samples around it, ``t_i ≤ t < t_(i+1)``, only if they are neighbours 
 is ``NaN`` and invalid for that sensor; a row exactly on a sample takes that sample. Nothing is ever bridged across a
 gap, and nothing is extrapolated past a sensor's first or last sample.
 
-Both forms run one kernel (:func:`interpolate_block`), vectorised over all sensors at once, on the same pairs of
-samples, so their outputs are equal bit for bit: :class:`GridResampler` over whole recordings,
-:class:`StreamingResampler` block by block as samples arrive, with memory bounded by its latency budget.
+Both forms pick the same pairs of samples and compute the same arithmetic in the same order, so their outputs are
+equal bit for bit (and tested so): :class:`GridResampler` over whole recordings with one kernel vectorised over all
+sensors at once (:func:`interpolate_block`), :class:`StreamingResampler` block by block as samples arrive, with
+memory bounded by its latency budget. The streaming form applies the kernel's rule in plain Python over the few rows
+of each emit (at 20 emits a second numpy's cost per call is more than the work: ``docs/drivers.md``, "Measured"), and
+both share :func:`slerp`.
 
 Every sensor's samples are rows of :data:`ROW_WIDTH` values, ``acc_m_s2`` (3), ``gyr_rad_s`` (3), ``mag_ut`` (3),
 ``quat_wxyz`` (4), with ``NaN`` where a sample lacks a channel; a grid row next to such a sample is ``NaN`` in that
@@ -18,35 +21,42 @@ channel only (the sensor's ``valid`` mask speaks for the time grid, i.e. for acc
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from sensor_drivers.sample import ImuSample
+from sensor_drivers.blocks import ACC_COLS, GYR_COLS, MAG_COLS, QUAT_COLS, ROW_WIDTH, sample_row
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: Values per sample row, and where each channel sits in it.
-ROW_WIDTH = 13
-ACC_COLS = slice(0, 3)
-GYR_COLS = slice(3, 6)
-MAG_COLS = slice(6, 9)
-QUAT_COLS = slice(9, 13)
+_NAN_ROW = (math.nan,) * ROW_WIDTH
 
-_NAN3 = (math.nan, math.nan, math.nan)
-_NAN4 = (math.nan, math.nan, math.nan, math.nan)
-
-
-def sample_row(sample: ImuSample) -> tuple[float, ...]:
-    """A sample's values as one row of :data:`ROW_WIDTH` (``NaN`` for a missing magnetometer or quaternion)."""
-    mag = sample.mag_ut
-    quat = sample.quat_wxyz
-    return sample.acc_m_s2 + sample.gyr_rad_s + (_NAN3 if mag is None else mag) + (_NAN4 if quat is None else quat)
+__all__ = [
+    "ACC_COLS",
+    "GYR_COLS",
+    "MAG_COLS",
+    "QUAT_COLS",
+    "ROW_WIDTH",
+    "GridBlock",
+    "GridResampler",
+    "SensorGrid",
+    "SensorSeries",
+    "StreamingResampler",
+    "continuous_signs",
+    "grid_index_after",
+    "grid_index_at_or_after",
+    "grid_times",
+    "interpolate_block",
+    "sample_row",
+    "slerp",
+]
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,7 @@ def interpolate_block(
     max_interval_s: Sequence[float],
     grid_s: FloatArray,
 ) -> tuple[FloatArray, BoolArray, list[int]]:
-    """The kernel both resamplers share, for several sensors at once.
+    """The batch kernel, for several sensors at once.
 
     ``times_s[s]`` are sensor ``s``'s sample times (strictly increasing); ``rows`` and ``gap_before`` hold every
     sensor's samples one sensor after another (``gap_before[i]``: samples ``i−1`` and ``i`` must not be joined).
@@ -188,38 +198,41 @@ def interpolate_block(
     """
     m = grid_s.size
     n_sensors = len(times_s)
-    counts = np.array([t.size for t in times_s], dtype=np.int64)
-    n_total = int(counts.sum())
-    # Per sensor, the sample at or before each grid time (−1: none); everything else over all sensors at once.
-    i = np.concatenate([np.searchsorted(t, grid_s, side="right") for t in times_s]) - 1 if n_sensors else counts
-    last_before = i[m - 1 :: m].tolist() if m else [-1] * n_sensors
+    counts = [t.size for t in times_s]
+    n_total = sum(counts)
     out = np.full((n_sensors * m, ROW_WIDTH), np.nan)
-    if n_total == 0 or m == 0:
+    if m == 0 or n_sensors == 0:
+        return out, np.zeros(n_sensors * m, dtype=bool), [-1] * n_sensors
+    # Per sensor, the sample at or before each grid time (−1: none); everything else over all sensors at once.
+    i = np.concatenate([np.searchsorted(t, grid_s, side="right") for t in times_s])
+    i -= 1
+    last_before = i[m - 1 :: m].tolist()
+    if n_total == 0:
         return out, np.zeros(n_sensors * m, dtype=bool), last_before
-    offsets = np.repeat(np.cumsum(counts) - counts, m)
     has_left = i >= 0
-    inside = has_left & (i < np.repeat(counts, m) - 1)
-    i0 = np.minimum(np.maximum(i, 0) + offsets, n_total - 1)  # any valid index where there is no sample
-    max_dt = np.repeat(np.asarray(max_interval_s, dtype=float), m)
+    inside = has_left & (i < np.repeat([c - 1 for c in counts], m))
+    i0 = np.maximum(i, 0)
+    i0 += np.repeat(list(itertools.accumulate(counts, initial=0))[:-1], m)
+    np.minimum(i0, n_total - 1, out=i0)  # any valid index where there is no sample
+    i1 = i0 + inside
     all_t = np.concatenate(times_s)
-    grid_all = np.tile(grid_s, n_sensors)
-    i1 = np.where(inside, i0 + 1, i0)
+    grid_all = np.concatenate([grid_s] * n_sensors)
     t0 = all_t[i0]
     dt = all_t[i1] - t0
-    joined = inside & (dt <= max_dt) & ~gap_before[i1]
-    exact = has_left & (grid_all == t0)
-    valid = joined | exact
+    joined = inside & (dt <= np.repeat(max_interval_s, m)) & ~gap_before[i1]
+    valid = joined | (has_left & (grid_all == t0))
     rows_out = np.flatnonzero(valid)
     if rows_out.size == 0:
         return out, valid, last_before
     j = joined[rows_out]
     j0 = i0[rows_out]
     j1 = np.where(j, i1[rows_out], j0)  # an exact hit without a neighbour "interpolates" with itself
-    w = np.where(j, (grid_all[rows_out] - t0[rows_out]) / np.where(j, dt[rows_out], 1.0), 0.0)
+    # An exact hit without a neighbour has weight 0 / 1 = 0: grid time and sample time are equal.
+    w = (grid_all[rows_out] - t0[rows_out]) / np.where(j, dt[rows_out], 1.0)
     v0 = rows[j0]
     v1 = rows[j1]
     res = v0 + w[:, None] * (v1 - v0)
-    has_quat = ~np.isnan(v0[:, QUAT_COLS.start]) & ~np.isnan(v1[:, QUAT_COLS.start])
+    has_quat = ~(np.isnan(v0[:, QUAT_COLS.start]) | np.isnan(v1[:, QUAT_COLS.start]))
     if has_quat.any():
         q = np.flatnonzero(has_quat)
         res[q, QUAT_COLS] = slerp(v0[q, QUAT_COLS], v1[q, QUAT_COLS], w[q])
@@ -362,11 +375,12 @@ class GridResampler:
 
 
 class _Track:
-    """One sensor's state in the streaming resampler: the samples still needed, as plain lists."""
+    """One sensor's state in the streaming resampler: the samples still needed, as plain lists (times, rows, and
+    where a link event lies before a sample: its position among those held, ``gap_at``)."""
 
     __slots__ = (
+        "gap_at",
         "gap_pending",
-        "gaps",
         "has_mag",
         "has_quat",
         "last_quat",
@@ -385,7 +399,7 @@ class _Track:
         self.max_interval_s = gap_factor / nominal_rate_hz
         self.time_s: list[float] = []
         self.rows: list[Sequence[float]] = []
-        self.gaps: list[bool] = []
+        self.gap_at: list[int] = []
         self.last_time_s = -math.inf
         self.last_quat: Sequence[float] | None = None  # as received
         self.negate = False
@@ -460,10 +474,39 @@ class StreamingResampler:
             if track.negate:
                 row = (*row[:9], -w, -x, -y, -z)
         track.last_time_s = time_s
+        if track.gap_pending:
+            track.gap_at.append(len(track.time_s))
+            track.gap_pending = False
         track.time_s.append(time_s)
         track.rows.append(row)
-        track.gaps.append(track.gap_pending)
-        track.gap_pending = False
+
+    def push_block(self, sensor_id: str, time_s: Sequence[float], rows: Sequence[Sequence[float]]) -> None:
+        """Consecutive samples of one sensor: their mapped host times and their rows (:func:`sample_row`; a
+        :class:`~sensor_drivers.blocks.SampleBlock`'s ``rows``). The same result as :meth:`push` for each in turn,
+        with one check for the whole block when it is in order and on time (the common case)."""
+        track = self._tracks.get(sensor_id) or self._track(sensor_id)
+        n = len(time_s)
+        if len(rows) != n:
+            raise ValueError(f"StreamingResampler.push_block: {len(rows)} rows for {n} times")
+        if not n:
+            return
+        times = time_s if type(time_s) is list else list(time_s)
+        if (
+            track.has_quat  # sign continuity, sample by sample
+            or not times[0] > track.last_time_s
+            or track.last_time_s < self._emitted_s  # may be late
+            or not all(map(operator.lt, times, times[1:]))  # increasing (False for NaN)
+        ):
+            push = self.push
+            for time, row in zip(times, rows, strict=True):
+                push(sensor_id, time, row)
+            return
+        if track.gap_pending:
+            track.gap_at.append(len(track.time_s))
+            track.gap_pending = False
+        track.time_s += times
+        track.rows += rows
+        track.last_time_s = times[-1]
 
     def _late(self, previous_s: float, time_s: float) -> bool:
         """Whether rows between a sensor's previous sample and this one were already emitted (without it)."""
@@ -517,27 +560,59 @@ class StreamingResampler:
         if stop_index <= k0:
             return None
         # The rows asked for, plus the next one: where each sensor's kept tail begins.
-        grid_ext = grid_times(k0, stop_index + 1, self.rate_hz)
-        grid = grid_ext[:-1]
-        times = [np.array(t.time_s) for t in tracks]
-        all_rows = [row for t in tracks for row in t.rows]
-        all_gaps = [g for t in tracks for g in t.gaps]
-        out, valid, last_before = interpolate_block(
-            times,
-            np.array(all_rows, dtype=float).reshape(len(all_rows), ROW_WIDTH),
-            np.array(all_gaps, dtype=bool),
-            [t.max_interval_s for t in tracks],
-            grid_ext,
-        )
-        m = grid_ext.size
+        rate_hz = self.rate_hz
+        grid_ext = [k / rate_hz for k in range(k0, stop_index + 1)]  # = grid_times(), value for value
+        m = len(grid_ext)
+        out: list[Sequence[float]] = []
+        valid: list[bool] = []
+        arcs: list[tuple[int, Sequence[float], Sequence[float], float]] = []
+        out_append = out.append
+        valid_append = valid.append
+        for track in tracks:
+            times, rows, gap_at = track.time_s, track.rows, track.gap_at
+            n = len(times)
+            max_dt = track.max_interval_s
+            has_quat = track.has_quat
+            # interpolate_block's rule and arithmetic, row by row (see the module docstring).
+            i = bisect.bisect_right(times, grid_ext[0]) - 1
+            for g in grid_ext:
+                while i + 1 < n and times[i + 1] <= g:
+                    i += 1
+                if i < 0:
+                    out_append(_NAN_ROW)
+                    valid_append(False)
+                    continue
+                t0 = times[i]
+                if i + 1 < n and times[i + 1] - t0 <= max_dt and (not gap_at or i + 1 not in gap_at):
+                    w = (g - t0) / (times[i + 1] - t0)
+                    r0, r1 = rows[i], rows[i + 1]
+                elif g == t0:  # an exact hit without a neighbour "interpolates" with itself, weight (g − t0) / 1 = 0
+                    w = 0.0
+                    r0 = r1 = rows[i]
+                else:
+                    out_append(_NAN_ROW)
+                    valid_append(False)
+                    continue
+                if has_quat and r0[9] == r0[9] and r1[9] == r1[9]:  # both carry a quaternion (not NaN)
+                    arcs.append((len(out), r0[9:13], r1[9:13], w))
+                out_append([a + w * (b - a) for a, b in zip(r0, r1, strict=True)])
+                valid_append(True)
+            # Keep from the last sample at or before the next row on: the left neighbour of every later row.
+            keep = max(i, 0)
+            if keep:
+                del times[:keep], rows[:keep]
+                if gap_at:
+                    track.gap_at = [k - keep for k in gap_at if k >= keep]
+        values = np.array(out, dtype=float)
+        if arcs:
+            index, q0, q1, w = zip(*arcs, strict=True)
+            values[list(index), QUAT_COLS] = slerp(np.array(q0), np.array(q1), np.array(w))
+        valid_mask = np.array(valid, dtype=bool)
+        grid = np.array(grid_ext[:-1])
         sensors = {}
         for s, (name, track) in enumerate(self._tracks.items()):
             block = slice(s * m, (s + 1) * m - 1)
-            sensors[name] = SensorGrid.from_rows(out[block], valid[block], track.has_mag, track.has_quat)
-            # Keep from the last sample at or before the next row on: the left neighbour of every later row.
-            keep = max(last_before[s], 0)
-            if keep:
-                del track.time_s[:keep], track.rows[:keep], track.gaps[:keep]
+            sensors[name] = SensorGrid.from_rows(values[block], valid_mask[block], track.has_mag, track.has_quat)
         self._next_index = stop_index
         self._emitted_s = float(grid[-1])
         return GridBlock(self.rate_hz, k0, grid, sensors)

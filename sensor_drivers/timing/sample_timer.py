@@ -17,6 +17,7 @@ the clock is re-anchored and the index continues from the host time elapsed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from sensor_drivers.sample import LinkEvent, LinkState
 from sensor_drivers.timing.clock import ClockSync
@@ -227,4 +228,29 @@ class SampleTimer:
         if self.source_ == SOURCE_DEVICE_TIME:
             self._fast_device = True
             self._clock_update = clock.update
+            self._clock_update_many = clock.update_many
         return clock.update(device_s, host_time_s)
+
+    def stamp_block(
+        self, device_time_s: Sequence[float] | None, seq: Sequence[int] | None, host_time_s: Sequence[float]
+    ) -> list[float | None]:
+        """:meth:`stamp` for each sample of a block in turn (``None`` for ``device_time_s`` or ``seq`` where the
+        block has none); the same results. A block of a running device-clock sensor is mapped in one call
+        (:meth:`ClockSync.update_many`)."""
+        n = len(host_time_s)
+        if (
+            n
+            and self._fast_device
+            and device_time_s is not None
+            and not self._link_broken
+            # All finite (a sum of finite values is finite, or overflows: then sample by sample).
+            and math.isfinite(sum(device_time_s))
+            and math.isfinite(sum(host_time_s))
+        ):
+            self._last_device_s = device_time_s[-1]
+            self.n_samples_ += n
+            return self._clock_update_many(device_time_s, host_time_s)  # type: ignore[return-value]
+        stamp = self.stamp
+        devices = device_time_s if device_time_s is not None else [None] * n
+        seqs = seq if seq is not None else [None] * n
+        return [stamp(d, s, h) for d, s, h in zip(devices, seqs, host_time_s, strict=True)]

@@ -9,12 +9,14 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
+from sensor_drivers.blocks import SampleBlock, expand_blocks
 from sensor_drivers.drivers.ble import BleDriver, BleOptions
 from sensor_drivers.drivers.fake_gatt import FakePeripheral, FakeRadio
 from sensor_drivers.drivers.kit import KitConnectError, KitDriver
 from sensor_drivers.drivers.pty_server import PtyServer
+from sensor_drivers.drivers.registry import default_registry
 from sensor_drivers.drivers.serial import SerialDriver, SerialOptions
-from sensor_drivers.sample import LinkState
+from sensor_drivers.sample import DeviceReading, LinkEvent, LinkState
 from sensor_drivers.sites import Site
 from tests.sensor_drivers.drivers import toy_protocol as toy
 from tests.sensor_drivers.drivers.streams import collect, drain, events, samples, summary
@@ -177,3 +179,42 @@ async def test_five_ports_at_200_hz_lose_nothing() -> None:
         assert [s.seq for s in samples(items, site.value)] == list(range(n)), site
     assert [e.state for e in events(items)] == [LinkState.CONNECTED] * 5
     assert all(s.n_bytes_overflowed == 0 and s.n_readings_unplugged == 0 for s in servers)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(20)
+async def test_the_block_stream_carries_every_sample_in_blocks() -> None:
+    """A block-decoding protocol (StrideTwin over a pty), a sample-at-a-time one (the toy protocol) and BLE: the
+    kit's block stream has every sample once, in order, one sensor and one arrival per block."""
+    n = 200
+    radio = FakeRadio()
+    spec = default_registry.serial_protocols["stridetwin"]
+    sent = [
+        (i / 200.0, DeviceReading((0.0, 0.0, 9.8), (0.0, 0.0, 0.1 * i), device_time_s=i / 200.0, seq=i))
+        for i in range(n)
+    ]
+    with (
+        serial_sensors([Site.PELVIS], n) as (servers, toy_drivers),
+        PtyServer(sent, spec.make_encoder(), speed=5.0) as st,
+    ):
+        framed = SerialDriver(
+            st.link_path, spec.make_decoder, site=Site.THIGH_L, sensor_id="thigh_l", options=SERIAL_FAST
+        )
+        ble = ble_sensor(radio, "C0:FF:EE:00:00:01", Site.SHANK_L, n)
+        kit = KitDriver([*toy_drivers, framed, ble])
+        async with kit:
+            for server in [*servers, st]:
+                server.start()
+            stream = kit.stream_blocks()
+            items = await collect(stream, lambda out: sum(len(b) for b in blocks(out)) >= 3 * n, timeout_s=10)
+        items += await drain(stream)
+    assert all(isinstance(i, SampleBlock | LinkEvent) for i in items)
+    expanded = expand_blocks(items)
+    for site in ("pelvis", "thigh_l", "shank_l"):
+        assert [s.seq for s in samples(expanded, site)] == list(range(n)), (site, summary(expanded))
+    assert max(len(b) for b in blocks(items) if b.sensor_id == "thigh_l") > 1  # a read's frames, one block
+    assert sorted(e.sensor_id for e in events(items, LinkState.CONNECTED)) == ["pelvis", "shank_l", "thigh_l"]
+
+
+def blocks(items: list) -> list[SampleBlock]:
+    return [i for i in items if isinstance(i, SampleBlock)]

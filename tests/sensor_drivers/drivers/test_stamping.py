@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sensor_drivers.blocks import ReadingBlock, expand_blocks
 from sensor_drivers.drivers.stamping import Stamper
 from sensor_drivers.sample import DeviceReading, DeviceStatus, ImuSample, LinkEvent, LinkState
 from sensor_drivers.sites import Site
@@ -83,3 +86,29 @@ def test_every_sequence_step_is_accounted_for(seqs: list[int]) -> None:
                 expected.append(("gap", step - 1))
         expected.append(("sample", seq))
     assert got == expected
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.integers(0, 300), min_size=1, max_size=8),  # a read's sequence numbers: jumps, repeats, back
+            st.builds(lambda n: [None] * n, st.integers(1, 5)),  # a device without a counter
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([None, 256]),
+)
+def test_blocks_are_stamped_as_their_readings_would_be(reads: list[list[int | None]], modulus: int | None) -> None:
+    one_by_one = Stamper("s", Site.SHANK_R, seq_modulus=modulus)
+    by_block = Stamper("s", Site.SHANK_R, seq_modulus=modulus)
+    for k, seqs in enumerate(reads):
+        host_s = 10.0 + 0.04 * k
+        readings = [reading(s) for s in seqs]
+        expected = one_by_one.stamp(readings, host_s)
+        got = by_block.stamp_blocks([ReadingBlock.from_readings(readings)], host_s)
+        assert expand_blocks(got) == expected
+        # Blocks are split exactly where a gap event goes between them.
+        assert all(isinstance(a, LinkEvent) or isinstance(b, LinkEvent) for a, b in itertools.pairwise(got))
+    counters = ("n_samples", "n_gaps", "n_missing", "n_seq_repeats")
+    assert [getattr(by_block, c) for c in counters] == [getattr(one_by_one, c) for c in counters]

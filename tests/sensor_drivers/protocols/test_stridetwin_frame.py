@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sensor_drivers.errors import ProtocolError
 from sensor_drivers.protocols import stridetwin_frame as sf
+from sensor_drivers.protocols.counters import CounterUnwrapper
 from sensor_drivers.sample import DeviceReading, DeviceStatus
 
 from .strategies import MAX_EXAMPLES, readings
@@ -253,3 +254,193 @@ def test_host_commands() -> None:
     assert decoder.stats.frames_ok == 2
     assert decoder.device_info is not None
     assert decoder.device_info.nominal_rate_hz == 100.0
+
+
+# -- The block decoder against a frame-at-a-time oracle ----------------------------------------------------------
+
+
+def reference_decode(chunks: list[bytes]) -> tuple[list[DeviceReading], sf.DecoderStats, sf.DeviceInfo | None]:
+    """The stream decoded a frame at a time, as ``docs/protocols/stridetwin-frame.md`` describes it: search the sync,
+    check the header, wait for the whole frame, check the CRC, on any failure resume one byte after the false sync.
+    Written out here independently of :class:`sf.FrameScanner`, as the oracle for the run-wise block decoder."""
+    stats = sf.DecoderStats()
+    clock, sequence = CounterUnwrapper(32), CounterUnwrapper(16)
+    out: list[DeviceReading] = []
+    info = None
+    buf = b""
+    for chunk in chunks:
+        stats.bytes_in += len(chunk)
+        buf += chunk
+        i = 0
+        while True:
+            j = buf.find(sf.SYNC, i)
+            if j < 0:
+                keep = 1 if buf[i:].endswith(b"\xa5") else 0
+                stats.bytes_discarded += len(buf) - i - keep
+                i = len(buf) - keep
+                break
+            stats.bytes_discarded += j - i
+            if len(buf) - j < sf.HEADER_LEN:
+                i = j
+                break
+            version, frame_type, length = buf[j + 2], buf[j + 3], buf[j + 4]
+            lengths = sf.VALID_PAYLOAD_LENS.get(frame_type)
+            if version != sf.VERSION or (lengths is not None and length not in lengths):
+                stats.bytes_discarded += 1
+                i = j + 1
+                continue
+            end = j + length + sf.FRAME_OVERHEAD
+            if len(buf) < end:
+                i = j
+                break
+            if crc16_bitwise(buf[j + 2 : end - 2]) != int.from_bytes(buf[end - 2 : end], "little"):
+                stats.checksum_errors += 1
+                stats.bytes_discarded += 1
+                i = j + 1
+                continue
+            stats.frames_ok += 1
+            payload = buf[j + sf.HEADER_LEN : end - 2]
+            i = end
+            if frame_type == sf.FrameType.DEVICE_INFO:
+                info = sf.decode_device_info_payload(payload)
+                continue
+            if frame_type != sf.FrameType.SAMPLE:
+                stats.frames_ignored += 1
+                continue
+            try:
+                s = sf.decode_sample_payload(payload)
+            except ProtocolError:
+                stats.frames_malformed += 1
+                continue
+            status = None
+            if s.has_status:
+                battery = None if s.battery_pct is None else float(s.battery_pct)
+                status = DeviceStatus(
+                    battery_pct=battery, acc_clip_count=s.acc_clip_count, gyr_clip_count=s.gyr_clip_count
+                )
+            out.append(
+                DeviceReading(
+                    s.acc_m_s2,
+                    s.gyr_rad_s,
+                    clock.unwrap(s.timestamp_us) * 1e-6,
+                    sequence.unwrap(s.seq),
+                    s.mag_ut,
+                    s.quat_wxyz,
+                    status,
+                )
+            )
+        buf = buf[i:]
+    stats.readings_out = len(out)
+    return out, stats, info
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[bytes]:
+    """Sample frames of a device that changes layout, status and clipping now and then, with device-info frames,
+    frames of unknown type, malformed and corrupted frames and garbage between them; cut into random reads."""
+    pieces: list[bytes] = []
+    t_us = draw(st.integers(0, 2**32 - 1))
+    seq = draw(st.integers(0, 2**16 - 1))
+    flags = draw(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7]))
+    status = (80, 0, 0)
+    for _ in range(draw(st.integers(1, 40))):
+        kind = draw(
+            st.sampled_from(
+                ["sample"] * 12 + ["layout", "status", "info", "unknown", "malformed", "corrupt", "garbage", "jump"]
+            )
+        )
+        if kind == "layout":
+            flags = draw(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7]))
+        elif kind == "status":
+            status = (draw(st.sampled_from([0, 55, 100, 0xFF])), draw(st.sampled_from([0, 3, 0xFFFF])), 0)
+        elif kind == "jump":
+            t_us = draw(st.integers(0, 2**32 - 1))
+            seq = draw(st.integers(0, 2**16 - 1))
+        elif kind == "info":
+            pieces.append(sf.encode_device_info(sf.DeviceInfo("m", "f", 1, 200.0)))
+        elif kind == "unknown":
+            pieces.append(sf.encode_frame(0x40, draw(st.binary(max_size=20))))
+        elif kind == "garbage":
+            pieces.append(draw(st.binary(max_size=30)))
+        else:
+            reading = draw(readings(with_mag=bool(flags & 1), with_quat=bool(flags & 2)))
+            clipped = draw(st.sampled_from([0, 0, 0, sf.SampleFlags.ACC_CLIPPED, sf.SampleFlags.GYR_CLIPPED]))
+            sample = sf.StrideTwinSample(
+                t_us % 2**32,
+                seq % 2**16,
+                reading.acc_m_s2,
+                reading.gyr_rad_s,
+                reading.mag_ut,
+                reading.quat_wxyz,
+                has_status=bool(flags & 4),
+                battery_pct=None if status[0] == 0xFF else status[0],
+                acc_clip_count=None if status[1] == 0xFFFF else status[1],
+                gyr_clip_count=status[2],
+                acc_clipped=bool(clipped & sf.SampleFlags.ACC_CLIPPED),
+                gyr_clipped=bool(clipped & sf.SampleFlags.GYR_CLIPPED),
+            )
+            payload = bytearray(sf.encode_sample_payload(sample))
+            if kind == "malformed":  # CRC-valid, but its flags say another layout than its length
+                payload[6] ^= draw(st.sampled_from([1, 2, 4]))
+            frame = bytearray(sf.encode_frame(sf.FrameType.SAMPLE, bytes(payload)))
+            if kind == "corrupt":
+                frame[draw(st.integers(2, len(frame) - 1))] ^= 1 << draw(st.integers(0, 7))
+            pieces.append(bytes(frame))
+            t_us += 5000
+            seq += 1
+    stream = b"".join(pieces)
+    cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(streams())
+def test_blocks_equal_the_frame_at_a_time_decoding(chunks: list[bytes]) -> None:
+    expected, expected_stats, expected_info = reference_decode(chunks)
+    decoder = sf.StrideTwinDecoder()
+    blocks = [block for chunk in chunks for block in decoder.feed_blocks(chunk)]
+    assert [r for block in blocks for r in block.readings()] == expected
+    assert decoder.stats == expected_stats
+    assert decoder.device_info == expected_info
+    for block in blocks:  # homogeneous: one layout and one status per block
+        assert {(r.mag_ut is None, r.quat_wxyz is None, r.status) for r in block.readings()} == {
+            (not block.has_mag, not block.has_quat, block.status)
+        }
+    one_by_one = sf.StrideTwinDecoder()
+    assert [r for chunk in chunks for r in one_by_one.feed(chunk)] == expected
+
+
+def test_a_read_becomes_one_block_per_stretch_of_equal_status() -> None:
+    encoder = sf.StrideTwinEncoder()
+    decoder = sf.StrideTwinDecoder()
+    decoder.feed(encoder.encode_info())
+    clip = 2 * encoder.info.acc_range_m_s2
+
+    def reading(acc_x: float, battery: float) -> DeviceReading:
+        return DeviceReading(
+            (acc_x, 0.0, 9.8), (0.0, 0.0, 0.0), mag_ut=(20.0, 0.0, -40.0), status=DeviceStatus(battery)
+        )
+
+    # Clipping sets a flag in its frame and raises the clipping counter; the battery drops a percent.
+    data = b"".join(encoder.encode(r) for r in (reading(0, 90), reading(0, 90), reading(clip, 90), reading(0, 89)))
+    blocks = decoder.feed_blocks(data)
+    assert [len(b) for b in blocks] == [2, 1, 1]
+    assert [(b.status.battery_pct, b.status.acc_clip_count) for b in blocks] == [(90, 0), (90, 1), (89, 1)]
+    assert [r.seq for b in blocks for r in b.readings()] == [0, 1, 2, 3]
+    assert all(b.has_mag and not b.has_quat for b in blocks)
+    assert decoder.stats.frames_malformed == 0
+
+
+@pytest.mark.parametrize("prefix", [b"", b"\x00garbage"])  # the steady path, and the scan after garbage
+def test_a_long_read_is_decoded_in_pieces_all_of_it(prefix: bytes) -> None:
+    encoder = sf.StrideTwinEncoder(info_period_s=1e9)
+    encoder.encode_info()
+    reading = DeviceReading((0.0, 0.0, 9.8), (0.0, 0.0, 0.1), mag_ut=(20.0, 0.0, -40.0))
+    frames = b"".join(encoder.encode(reading) for _ in range(2 * sf.MAX_FRAMES_PER_UNPACK + 20))
+    chunks = [prefix + frames[:-30], frames[-30:]]
+    decoder = sf.StrideTwinDecoder()
+    blocks = [b for chunk in chunks for b in decoder.feed_blocks(chunk)]
+    expected, expected_stats, _ = reference_decode(chunks)
+    assert [r for b in blocks for r in b.readings()] == expected
+    assert len(expected) == 2 * sf.MAX_FRAMES_PER_UNPACK + 20
+    assert decoder.stats == expected_stats

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sensor_drivers.blocks import SampleBlock
 from sensor_drivers.drivers.registry import build_driver
 from sensor_drivers.errors import SourceError
 from sensor_drivers.sample import ImuSample, LinkEvent, LinkState
@@ -13,28 +14,34 @@ from sensor_drivers.sites import KIT_SITES
 SHORT = "walkway=2&still_start=0.5&still_end=0.5&loss=0"
 
 
-async def _run(source: str) -> tuple[SimDriver, dict[str, list[ImuSample]], list[LinkEvent]]:
+async def _run(source: str, in_blocks: bool = False) -> tuple[SimDriver, dict[str, list[ImuSample]], list[LinkEvent]]:
     driver = build_driver(source)
     assert isinstance(driver, SimDriver)
     samples: dict[str, list[ImuSample]] = {}
     events: list[LinkEvent] = []
     async with driver:
-        async for item in driver.stream():
-            if isinstance(item, ImuSample):
-                samples.setdefault(item.site.value, []).append(item)
-            else:
-                events.append(item)
+        async for item in driver.stream_blocks() if in_blocks else driver.stream():
+            for single in item.samples() if isinstance(item, SampleBlock) else [item]:
+                if isinstance(single, ImuSample):
+                    samples.setdefault(single.site.value, []).append(single)
+                else:
+                    events.append(single)
     return driver, samples, events
 
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    "options",
-    ["transport=serial&protocol=stridetwin", "transport=serial&protocol=witmotion", "transport=ble&protocol=dot"],
+    ("options", "in_blocks"),
+    [
+        ("transport=serial&protocol=stridetwin", False),
+        ("transport=serial&protocol=stridetwin", True),  # the block stream
+        ("transport=serial&protocol=witmotion", False),
+        ("transport=ble&protocol=dot", False),
+    ],
 )
-async def test_every_delivered_sample_arrives_through_the_real_transport(options: str) -> None:
-    driver, samples, events = await _run(f"sim:healthy?{SHORT}&{options}")
+async def test_every_delivered_sample_arrives_through_the_real_transport(options: str, in_blocks: bool) -> None:
+    driver, samples, events = await _run(f"sim:healthy?{SHORT}&{options}", in_blocks)
     assert driver.recording is not None
     assert sorted(samples) == sorted(site.value for site in KIT_SITES)
     for site, track in driver.recording.tracks.items():

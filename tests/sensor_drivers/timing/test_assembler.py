@@ -1,10 +1,13 @@
-"""The live path: ImuSample and LinkEvent items in, one grid out, gaps marked."""
+"""The live path: ImuSample (or SampleBlock) and LinkEvent items in, one grid out, gaps marked."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
+from sensor_drivers.blocks import SampleBlock, expand_blocks
 from sensor_drivers.sample import ImuSample, LinkEvent, LinkState
 from sensor_drivers.sites import Site
 from sensor_drivers.timing.assembler import GridAssembler
@@ -78,3 +81,90 @@ def test_unknown_sensor_is_a_clear_error() -> None:
         assembler.feed(sample)
     with pytest.raises(KeyError, match="unknown sensor 'thigh_l'"):
         assembler.feed(LinkEvent("thigh_l", Site.THIGH_L, LinkState.GAP, 1.0))
+
+
+def _reads(seed: int) -> list[SampleBlock | LinkEvent]:
+    """Three sensors as a serial kit delivers them: each poll's samples of a sensor in one block with one host time.
+    One has a device clock and a quaternion, one only a counter (with a repeat), one neither (arrival order); the
+    clocked one and the uncounted one disconnect for a while, the counted one loses samples."""
+    rng = np.random.default_rng(seed)
+    link = SerialLatency()
+    out: list[tuple[float, int, SampleBlock | LinkEvent]] = []
+    for k, name in enumerate(("pelvis", "thigh_l", "thigh_r")):
+        site = Site(name)
+        s = clocked_stream(6.0, link, 50.0 * (k - 1), seed=seed + k, offset_s=1000.0 - 7.0 * k, device_start_s=7.0 * k)
+        poll = np.floor(s.host_s / 0.04) * 0.04 + 0.04  # the read that picks the sample up
+        seq = np.arange(s.host_s.size)
+        keep = np.ones(seq.size, dtype=bool)
+        if name in ("pelvis", "thigh_r"):
+            keep[(s.true_s > s.true_s[0] + 2.0) & (s.true_s < s.true_s[0] + 3.0)] = False  # disconnected
+            gone, back = float(s.true_s[0] + 2.05), float(s.true_s[0] + 3.02)
+            out.append((gone, k, LinkEvent(name, site, LinkState.DISCONNECTED, gone)))
+            out.append((back, k, LinkEvent(name, site, LinkState.CONNECTED, back)))
+        if name == "thigh_l":
+            keep[rng.integers(100, seq.size - 100, 6)] = False  # lost
+            seq[400] = seq[399]  # a repeat
+            # A gap reported between two reads although both sides are one period apart: they must not be joined.
+            marked = float(poll[700] - 0.001)
+            out.append((marked, k, LinkEvent(name, site, LinkState.GAP, marked, "test", n_missing=1)))
+        for read_s in np.unique(poll[keep]):
+            idx = np.flatnonzero(keep & (poll == read_s))
+            t = float(read_s)
+            samples = [
+                ImuSample(
+                    name,
+                    site,
+                    float(s.device_s[i]) if name == "pelvis" else None,
+                    t,
+                    int(seq[i]),
+                    (float(s.true_s[i]), rng.normal(), 9.8),
+                    (0.1, 0.2, 0.3),
+                    quat_wxyz=(math.cos(0.1 * i), math.sin(0.1 * i), 0.0, 0.0) if name == "pelvis" else None,
+                )
+                for i in idx
+            ]
+            out.append((t, k, SampleBlock.from_samples(samples)))
+    out.sort(key=lambda x: (x[0], x[1]))
+    return [item for _, _, item in out]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_blocks_give_the_grid_their_samples_give(seed: int) -> None:
+    reads = _reads(seed)
+
+    def run(use_blocks: bool) -> tuple[list[GridBlock], list[tuple[int, ...]]]:
+        assembler = GridAssembler(rate_hz=100.0, latency_budget_s=0.2)
+        assembler.add_sensor("pelvis", RATE_HZ, has_quat=True)
+        assembler.add_sensor("thigh_l", RATE_HZ)
+        assembler.add_sensor("thigh_r", RATE_HZ, device_seq=False)
+        grids = []
+        for item in reads:
+            for fed in [item] if use_blocks else expand_blocks([item]):
+                assembler.feed(fed)
+            if isinstance(item, SampleBlock):
+                block = assembler.emit(item.host_time_s)
+                if block is not None:
+                    grids.append(block)
+        last = assembler.flush()
+        grids += [last] if last is not None else []
+        counters = [
+            (t.n_samples_, t.n_dropped_, t.n_untimed_, t.clock.n_resets_ if t.clock else 0)
+            for t in assembler.timers.values()
+        ]
+        counters.append(tuple(assembler.resampler.n_dropped_.values()) + tuple(assembler.resampler.n_late_.values()))
+        return grids, counters
+
+    by_sample, by_block = run(False), run(True)
+    assert by_block[1] == by_sample[1]
+    a, b = GridBlock.concatenate(by_sample[0]), GridBlock.concatenate(by_block[0])
+    np.testing.assert_array_equal(a.time_s, b.time_s)
+    for name, x in a.sensors.items():
+        y = b.sensors[name]
+        np.testing.assert_array_equal(x.valid, y.valid)
+        np.testing.assert_array_equal(x.acc_m_s2, y.acc_m_s2)  # NaN where NaN, every other bit equal
+        np.testing.assert_array_equal(x.gyr_rad_s, y.gyr_rad_s)
+        if x.quat_wxyz is not None:
+            np.testing.assert_array_equal(x.quat_wxyz, y.quat_wxyz)
+    for name in ("pelvis", "thigh_r"):
+        assert not a.sensors[name].valid[(a.time_s > a.time_s[0] + 2.2) & (a.time_s < a.time_s[0] + 2.8)].any()
+        assert a.sensors[name].valid.mean() > 0.7

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -219,6 +221,54 @@ def test_bad_input() -> None:
 )
 def test_mapped_times_always_increase(events: list[tuple[str, float]], seed: int) -> None:
     """Whatever the device clock does, mapped times increase and nothing raises."""
+    device, host = _eventful_stream(events, seed)
+    sync = ClockSync()
+    streamed = _stream_map(sync, device, host)
+    assert np.all(np.isfinite(streamed))
+    assert np.all(np.diff(streamed) > 0)
+    batch = ClockSync().fit(device, host).mapped_s_
+    assert np.all(np.diff(batch) > 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["normal", "back", "ahead", "glitch", "pause", "stall", "burst"]),
+            st.floats(0.001, 50.0),
+        ),
+        max_size=12,
+    ),
+    seed=st.integers(0, 2**16),
+    block_sizes=st.lists(st.integers(1, 40), min_size=1, max_size=20),
+    counted=st.booleans(),
+)
+def test_a_block_at_a_time_maps_as_a_sample_at_a_time(
+    events: list[tuple[str, float]], seed: int, block_sizes: list[int], counted: bool
+) -> None:
+    """update_many is update, bit for bit, in any cut of the stream: every mapped time, reset, glitch and loss."""
+    device, host = _eventful_stream(events, seed)
+    kwargs = {"step_quantum_s": 0.005, "step_tolerance_s": 0.003} if counted else {}
+    one, many = ClockSync(**kwargs), ClockSync(**kwargs)
+    expected = _stream_map(one, device, host).tolist()
+    got: list[float] = []
+    i = 0
+    for size in itertools.cycle(block_sizes):
+        if i >= device.size:
+            break
+        got += many.update_many(device[i : i + size].tolist(), host[i : i + size].tolist())
+        i += size
+    assert got == expected
+    assert (many.n_resets_, many.resets_, many.glitches_, many.lost_) == (
+        one.n_resets_,
+        one.resets_,
+        one.glitches_,
+        one.lost_,
+    )
+    assert (many.n_outliers_, many.n_clamped_, many.estimate()) == (one.n_outliers_, one.n_clamped_, one.estimate())
+
+
+def _eventful_stream(events: list[tuple[str, float]], seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     n = 3000
     device = np.arange(n) / 200.0 + 7.0
@@ -237,13 +287,7 @@ def test_mapped_times_always_increase(events: list[tuple[str, float]], seed: int
             host[at : at + 100] += size / 10.0
         elif kind == "burst":
             host[at:] += size / 100.0
-    host = np.maximum.accumulate(host)  # the host clock is monotonic
-    sync = ClockSync()
-    streamed = _stream_map(sync, device, host)
-    assert np.all(np.isfinite(streamed))
-    assert np.all(np.diff(streamed) > 0)
-    batch = ClockSync().fit(device, host).mapped_s_
-    assert np.all(np.diff(batch) > 0)
+    return device, np.maximum.accumulate(host)  # the host clock is monotonic
 
 
 def test_non_finite_times_are_refused_with_a_clear_error() -> None:
