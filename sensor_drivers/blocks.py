@@ -52,8 +52,12 @@ def sample_row(sample: ImuSample | DeviceReading) -> Row:
     return sample.acc_m_s2 + sample.gyr_rad_s + (_NAN3 if mag is None else mag) + (_NAN4 if quat is None else quat)
 
 
-def _length_error(kind: str, what: str, got: int, n: int) -> ValueError:
-    return ValueError(f"{kind}: {got} {what} for {n} rows")
+def _check_lengths(block: ReadingBlock | SampleBlock) -> None:
+    """``ValueError`` when a block's per-reading device times or sequence numbers do not match its rows."""
+    n = len(block.rows)
+    for what, values in (("device times", block.device_time_s), ("sequence numbers", block.seq)):
+        if values is not None and len(values) != n:
+            raise ValueError(f"{type(block).__name__}: {len(values)} {what} for {n} rows")
 
 
 def _vectors(row: Row, has_mag: bool, has_quat: bool) -> tuple[Row, Row, Row | None, Row | None]:
@@ -77,11 +81,7 @@ class ReadingBlock:
     status: DeviceStatus | None = None
 
     def __post_init__(self) -> None:
-        n = len(self.rows)
-        if self.device_time_s is not None and len(self.device_time_s) != n:
-            raise _length_error("ReadingBlock", "device times", len(self.device_time_s), n)
-        if self.seq is not None and len(self.seq) != n:
-            raise _length_error("ReadingBlock", "sequence numbers", len(self.seq), n)
+        _check_lengths(self)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -147,11 +147,7 @@ class SampleBlock:
     status: DeviceStatus | None = None
 
     def __post_init__(self) -> None:
-        n = len(self.rows)
-        if self.device_time_s is not None and len(self.device_time_s) != n:
-            raise _length_error("SampleBlock", "device times", len(self.device_time_s), n)
-        if self.seq is not None and len(self.seq) != n:
-            raise _length_error("SampleBlock", "sequence numbers", len(self.seq), n)
+        _check_lengths(self)
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -208,15 +208,19 @@ def test_bad_input() -> None:
         ClockSync().map([1.0])
 
 
+#: What a device clock can do, one event after another (kind, duration s): see ``_eventful_stream``.
+CLOCK_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["normal", "back", "ahead", "glitch", "pause", "stall", "burst"]),
+        st.floats(0.001, 50.0),
+    ),
+    max_size=12,
+)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
-    events=st.lists(
-        st.tuples(
-            st.sampled_from(["normal", "back", "ahead", "glitch", "pause", "stall", "burst"]),
-            st.floats(0.001, 50.0),
-        ),
-        max_size=12,
-    ),
+    events=CLOCK_EVENTS,
     seed=st.integers(0, 2**16),
 )
 def test_mapped_times_always_increase(events: list[tuple[str, float]], seed: int) -> None:
@@ -232,13 +236,7 @@ def test_mapped_times_always_increase(events: list[tuple[str, float]], seed: int
 
 @settings(max_examples=60, deadline=None)
 @given(
-    events=st.lists(
-        st.tuples(
-            st.sampled_from(["normal", "back", "ahead", "glitch", "pause", "stall", "burst"]),
-            st.floats(0.001, 50.0),
-        ),
-        max_size=12,
-    ),
+    events=CLOCK_EVENTS,
     seed=st.integers(0, 2**16),
     block_sizes=st.lists(st.integers(1, 40), min_size=1, max_size=20),
     counted=st.booleans(),
