@@ -108,14 +108,15 @@ def flat_ground_config(gait: ObservedGait, episode_steps: int) -> LocomotionConf
 
 
 @torch.no_grad()
-def deterministic_episodes(env: TwinVecEnv, ppo: PPO, *, max_steps: int) -> tuple[list[float], list[bool]]:
+def deterministic_episodes(env: TwinVecEnv, ppo: PPO) -> tuple[list[float], list[bool]]:
     """The first episode of every simulation of ``env`` with ``ppo``'s deterministic actions (the policy that is
     evaluated and exported): their returns (environment reward, without guidance) and whether each ended in a fall.
 
     Raises:
-        RuntimeError: an episode still running after ``max_steps`` control steps.
+        RuntimeError: an episode still running after the environment's episode length (it truncates them there).
     """
     n = env.num_envs
+    max_steps = env.config.episode_steps + 1  # one step of slack beyond the truncation
     returns, fell, ended = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
     obs, _ = env.reset()
     for _ in range(max_steps):

@@ -316,19 +316,16 @@ class PipelineRun:
             folder.mkdir(exist_ok=True)
             t0 = time.monotonic()
 
-            def make_env(level, cue, env_seed, task=task):
+            def make_env(level, cue, env_seed, n_envs=b.n_envs, task=task):
                 return make_task_env(
-                    task, level, cue, reference, patient.anthropometry, gait, n_envs=b.n_envs,
+                    task, level, cue, reference, patient.anthropometry, gait, n_envs=n_envs,
                     episode_steps=b.task_episode_steps, seed=env_seed, n_threads=ENV_THREADS,
                 )  # fmt: skip
 
-            def check(ppo, level, check_seed, task=task):
-                env = make_task_env(
-                    task, level, False, reference, patient.anthropometry, gait, n_envs=b.mastery_check_envs,
-                    episode_steps=b.task_episode_steps, seed=check_seed, n_threads=ENV_THREADS,
-                )  # fmt: skip
+            def check(ppo, level, check_seed, make_env=make_env):
+                env = make_env(level, False, check_seed, n_envs=b.mastery_check_envs)
                 try:
-                    return deterministic_episodes(env, ppo, max_steps=b.task_episode_steps + 2)
+                    return deterministic_episodes(env, ppo)
                 finally:
                     env.close()
 
@@ -449,7 +446,7 @@ class PipelineRun:
             reference, patient.anthropometry, config, b.reference_return_episodes, self.request.seed + 3, ENV_THREADS
         )
         try:
-            returns, fell = deterministic_episodes(env, adapted_ppo, max_steps=b.task_episode_steps + 2)
+            returns, fell = deterministic_episodes(env, adapted_ppo)
         finally:
             env.close()
         mean = float(np.mean(returns))
