@@ -33,21 +33,7 @@ class CounterUnwrapper:
 
     def unwrap(self, raw: int) -> int:
         """The unwrapped value of the raw counter reading ``raw`` (``0 <= raw < 2**n_bits``)."""
-        last_raw = self._last_raw
-        if last_raw is None:
-            value = raw
-        else:
-            delta = (raw - last_raw) & (self.modulus - 1)
-            if delta < self._half:
-                if raw < last_raw:
-                    self.n_wraps += 1
-                value = self._last_value + delta
-            else:
-                self.n_restarts += 1
-                value = self._last_value + 1 + raw
-        self._last_raw = raw
-        self._last_value = value
-        return value
+        return self.unwrap_many((raw,))[0]
 
     def unwrap_many(self, raws: Sequence[int]) -> list[int]:
         """:meth:`unwrap` of each raw reading in turn (one call for a block of readings: the decoders' hot path)."""
