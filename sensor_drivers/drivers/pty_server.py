@@ -183,7 +183,9 @@ class PtyServer:
     def n_bytes_unread(self) -> int:
         """Bytes sent (or held back) that the driver has not read yet; 0 while unplugged.
 
-        Lets a test unplug at a moment when nothing is in flight, so that it can check that nothing was lost.
+        Lets a caller wait until the driver has caught up. Bytes just written can still sit in the pty's flip buffer,
+        which this does not count, until a kernel worker moves them on (milliseconds, longer under load): to be sure
+        a particular reading arrived, wait for the driver to report it.
         """
         slave = self._slave
         if slave is None:

@@ -129,13 +129,16 @@ async def test_unplug_replug_reopens_and_keeps_everything_received() -> None:
     n = 600  # 3 s of readings, 1.5 s of wall time
     n_before_unplug = 200
     ref: list[PtyServer] = []
+    readers: list[SerialDriver] = []
 
-    def source():  # runs in the server thread: pulls the cable once the driver has read every byte sent so far
+    def source():  # runs in the server thread: pulls the cable once the driver has stamped every reading sent so far
         for time_s, reading in toy.readings(n, rate_hz=rate_hz):
             if reading.seq == n_before_unplug:
                 server = ref[0]
                 deadline = time.monotonic() + 5
-                while server.n_bytes_unread() and time.monotonic() < deadline:
+                # Not n_bytes_unread() alone: bytes the server wrote can sit in the pty's flip buffer, uncounted by
+                # FIONREAD, until a kernel worker moves them on (late under load: the last reading was then lost).
+                while readers[0].stamper.n_samples < n_before_unplug and time.monotonic() < deadline:
                     time.sleep(0.001)
                 server.unplug()
                 time.sleep(0.2)
@@ -146,6 +149,7 @@ async def test_unplug_replug_reopens_and_keeps_everything_received() -> None:
         ref.append(server)
         first_target = server.slave_path
         async with make_driver(server, start_writes=toy.start_bytes(100)) as driver:
+            readers.append(driver)
             stream = driver.stream()
             server.start()
             items = await collect(stream, has_event(LinkState.CONNECTED, 2), timeout_s=10)
