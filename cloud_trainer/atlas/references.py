@@ -19,11 +19,10 @@ import dataclasses
 from pathlib import Path
 
 import mujoco
-import numpy as np
 
 from cloud_trainer.errors import ReferenceMotionError
 from cloud_trainer.motion.reference import ReferenceMotion
-from cloud_trainer.motion.synthetic import SOLE_GEOMS
+from cloud_trainer.twin.kinematics import lowest_sole_m
 
 
 def library_path() -> Path:
@@ -61,18 +60,3 @@ def atlas_references(model: mujoco.MjModel, path: Path | None = None) -> list[Re
     if not references:
         raise ReferenceMotionError("the healthy motion library holds no typical walking clip")
     return references
-
-
-def lowest_sole_m(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
-    """Height of the lowest point of the sole capsules above z = 0 for each pose (n, NQ)."""
-    data = mujoco.MjData(model)
-    geoms = [model.geom(name).id for name in SOLE_GEOMS]
-    lowest = np.empty(len(qpos))
-    for i, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        axis_z = data.geom_xmat[geoms].reshape(-1, 3, 3)[:, 2, 2]
-        centre_z = data.geom_xpos[geoms, 2]
-        radius, half_length = model.geom_size[geoms, 0], model.geom_size[geoms, 1]
-        lowest[i] = np.min(centre_z - half_length * np.abs(axis_z) - radius)
-    return lowest

@@ -15,9 +15,7 @@ import numpy as np
 
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.twin.constants import JOINT_NAMES, N_ROOT_QPOS, STAND_KEYFRAME
-
-#: Capsule geoms of the soles, by side.
-SOLE_GEOMS = ("heel_r", "forefoot_r", "heel_l", "forefoot_l")
+from cloud_trainer.twin.kinematics import lowest_sole_m
 
 
 def standing_reference(model: mujoco.MjModel, duration_s: float = 1.0, dt_s: float = 1.0 / 30.0) -> ReferenceMotion:
@@ -53,7 +51,7 @@ def sinusoidal_gait_reference(
         )
     qpos[:, index["lumbar_rotation"]] = np.deg2rad(3.0 * np.cos(2 * np.pi * phase))
     qpos[:, 0] = speed_m_s * phase * period_s
-    qpos[:, 2] -= _lowest_sole_m(model, qpos)
+    qpos[:, 2] -= lowest_sole_m(model, qpos)
     return ReferenceMotion.from_qpos(
         model, qpos, dt, cyclic=True, name=f"sinusoidal {speed_m_s:.2f} m/s {stride_length_m:.2f} m",
         source="synthetic",
@@ -68,21 +66,3 @@ def _bump(phase: np.ndarray, centre: float, width: float) -> np.ndarray:
 def _wrapped(phase: np.ndarray) -> np.ndarray:
     """Phase difference wrapped into [-0.5, 0.5)."""
     return np.mod(phase + 0.5, 1.0) - 0.5
-
-
-def _lowest_sole_m(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
-    """Height of the lowest point of the sole capsules above z = 0, per pose."""
-    data = mujoco.MjData(model)
-    geoms = [model.geom(name) for name in SOLE_GEOMS]
-    lowest = np.empty(len(qpos))
-    for i, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        points = []
-        for geom in geoms:
-            axis = data.geom_xmat[geom.id].reshape(3, 3)[:, 2]
-            centre = data.geom_xpos[geom.id]
-            radius, half_length = model.geom_size[geom.id, :2]
-            points += [centre[2] + half_length * axis[2] - radius, centre[2] - half_length * axis[2] - radius]
-        lowest[i] = min(points)
-    return lowest

@@ -440,8 +440,8 @@ def _body(patient: PatientInfo) -> str:
 def reference_on_twin(cycle: JointTrajectory, anthropometry: Anthropometry, *, name: str = "") -> ReferenceMotion:
     """A cleaned cyclic cycle as a :class:`ReferenceMotion` on the patient's twin, re-grounded on its soles (as the
     atlas's references: the lowest sole point over the cycle touches z = 0)."""
-    from cloud_trainer.atlas.references import lowest_sole_m
     from cloud_trainer.motion.twin_adapter import to_reference_motion
+    from cloud_trainer.twin.kinematics import lowest_sole_m
     from cloud_trainer.twin.model import build_twin
 
     model = build_twin(anthropometry).model

@@ -16,6 +16,9 @@ import numpy as np
 
 from cloud_trainer.twin.constants import BODY_NAMES, END_EFFECTOR_SITES, NQ
 
+#: Capsule geoms of the soles, by side.
+SOLE_GEOMS = ("heel_r", "forefoot_r", "heel_l", "forefoot_l")
+
 
 def quat_yaw_rad(quat_wxyz: np.ndarray) -> np.ndarray:
     """Yaw (rotation about world z) of the body x axis of each quaternion, rad in (-pi, pi]."""
@@ -111,3 +114,18 @@ def imitation_targets(model: mujoco.MjModel, qpos: np.ndarray) -> tuple[np.ndarr
         raise ValueError(f"qpos must have {NQ} columns, got shape {np.shape(qpos)}")
     kin = forward_kinematics(model, qpos)
     return kin.com_in_heading_m(), kin.ends_in_heading_m()
+
+
+def lowest_sole_m(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
+    """Height of the lowest point of the sole capsules above z = 0 for each pose (n, NQ)."""
+    data = mujoco.MjData(model)
+    geoms = [model.geom(name).id for name in SOLE_GEOMS]
+    lowest = np.empty(len(qpos))
+    for i, q in enumerate(qpos):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        axis_z = data.geom_xmat[geoms].reshape(-1, 3, 3)[:, 2, 2]
+        centre_z = data.geom_xpos[geoms, 2]
+        radius, half_length = model.geom_size[geoms, 0], model.geom_size[geoms, 1]
+        lowest[i] = np.min(centre_z - half_length * np.abs(axis_z) - radius)
+    return lowest

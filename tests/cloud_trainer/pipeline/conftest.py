@@ -8,11 +8,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cloud_trainer.atlas.references import library_path, lowest_sole_m
+from cloud_trainer.atlas.references import library_path
 from cloud_trainer.atlas.weights import load_atlas
 from cloud_trainer.motion.library import HealthyMotionLibrary
 from cloud_trainer.motion.synthetic import standing_reference
 from cloud_trainer.motion.twin_adapter import to_reference_motion
+from cloud_trainer.twin.kinematics import lowest_sole_m
 from cloud_trainer.twin.model import build_twin
 
 
