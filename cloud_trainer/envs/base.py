@@ -471,9 +471,9 @@ class TwinVecEnv(VectorEnv):
         self._touchdown_time_s = np.where(touchdown, now[:, None], self._touchdown_time_s)
         self._airborne_s = np.where(m.contact, 0.0, self._airborne_s + CONTROL_PERIOD_S)
         in_contact_both = m.contact & self._contact
-        m.slip_m_s = np.where(
-            in_contact_both, np.linalg.norm(m.foot_xy - self._foot_xy, axis=2) / CONTROL_PERIOD_S, 0.0
-        )
+        foot_velocity = (m.foot_xy - self._foot_xy) / CONTROL_PERIOD_S
+        m.foot_forward_m_s = foot_velocity[:, :, 0]
+        m.slip_m_s = np.where(in_contact_both, np.linalg.norm(foot_velocity, axis=2), 0.0)
         self._contact = m.contact
         self._foot_xy = m.foot_xy
         m.speed_measured_m_s = self._window_speed()

@@ -1,5 +1,6 @@
-"""The stair cue (Dai et al. 2025, "Task II"): 1 unless a riser is within 5 cm ahead of a foot that is not raised over
-it; reported as a guidance term apart from the paper's reward, and absent unless a configuration switches it on."""
+"""The stair cue (Dai et al. 2025, "Task II"): 1 unless a riser is within 5 cm ahead of a stepping foot that is not
+raised over it; reported as a guidance term apart from the paper's reward, and absent unless a configuration switches
+it on."""
 
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ def standing_env(stand, level: int, n_envs: int, **changes):
     return make_env("stairs", [stand], config=config, n_envs=n_envs, n_threads=1, seed=0)
 
 
-def place(env, root_x_m: list[float], lift_m: list[float]) -> SimpleNamespace:
+def place(env, root_x_m: list[float], lift_m: list[float], forward_m_s: list[float] | None = None) -> SimpleNamespace:
     """Put each simulation's standing twin at ``root_x_m``, standing on the ground under it and lifted by ``lift_m``;
-    the cue's inputs (feet on the ground where not lifted)."""
+    the cue's inputs (feet on the ground where not lifted, moving forward at ``forward_m_s``, default still)."""
     qpos = env._qpos
     for i, (x, lift) in enumerate(zip(root_x_m, lift_m, strict=True)):
         qpos[i, 0] = x
@@ -42,7 +43,10 @@ def place(env, root_x_m: list[float], lift_m: list[float]) -> SimpleNamespace:
         qpos[i, 2] = env.model.key("stand").qpos[2] + env.terrain.ground_height_m(x + 0.05) + lift
     env.batch.forward(np.arange(env.num_envs, dtype=np.int32), stage=mujoco.mjtStage.mjSTAGE_POS)
     contact = np.repeat((np.asarray(lift_m) == 0.0)[:, None], 2, axis=1)
-    return SimpleNamespace(ids=slice(None), qpos=qpos.copy(), contact=contact)
+    forward = np.zeros(env.num_envs) if forward_m_s is None else np.asarray(forward_m_s, dtype=float)
+    return SimpleNamespace(
+        ids=slice(None), qpos=qpos.copy(), contact=contact, foot_forward_m_s=np.repeat(forward[:, None], 2, axis=1)
+    )
 
 
 def forefoot_front_offset_m(env) -> float:
@@ -52,17 +56,24 @@ def forefoot_front_offset_m(env) -> float:
     return float(centre_x.max() + env._forefoot_radius_m.max() - m.qpos[0, 0])
 
 
-def test_cue_asks_for_a_raised_foot_just_before_a_riser(stand) -> None:
-    env = standing_env(stand, level=3, n_envs=4, guidance_terms=CUE)
+def test_cue_asks_a_stepping_foot_to_rise_just_before_a_riser(stand) -> None:
+    env = standing_env(stand, level=3, n_envs=5, guidance_terms=CUE)
     try:
         env.reset()
         front = forefoot_front_offset_m(env)
         riser = RUN_IN_M
         at_riser = riser - front - 0.03  # the foot's front 3 cm before the first riser
-        m = place(env, [at_riser, at_riser, 1.0, riser + 0.13 - front], [0.0, 0.2, 0.0, 0.0])
+        swing = 2 * stairs.STEP_CUE_SWING_SPEED_M_S
+        m = place(
+            env,
+            [at_riser, at_riser, at_riser, 1.0, riser + 0.13 - front],
+            [0.0, 0.2, 0.0, 0.0, 0.0],
+            [swing, swing, 0.0, swing, swing],
+        )
         cue = env._guidance_step_cue(m)
-        # 0: standing against the riser; 1: lifted above it; 1: far from it; 1: mid-tread (17 cm before the next)
-        np.testing.assert_allclose(cue, [0.0, 1.0, 1.0, 1.0])
+        # 0: moving into the riser at ground level; 1: lifted above it; 1: standing still against it (stance is not
+        # asked to rise); 1: far from it; 1: mid-tread (17 cm before the next)
+        np.testing.assert_allclose(cue, [0.0, 1.0, 1.0, 1.0, 1.0])
     finally:
         env.close()
 
