@@ -81,6 +81,8 @@ class TaskOutput:
     trained_level: int | None = None
     #: What the report shows about training (levels mastered, samples, minutes, ...), JSON-ready.
     training: Mapping = field(default_factory=dict)
+    #: The motions the task imitated (e.g. the stairs' stride-adapted reference); empty: ``export_outputs``'s.
+    references: Sequence[ReferenceMotion] = ()
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def export_outputs(
         for level in task.levels:
             progress(f"evaluating {task.task} level {level}", task.task, level)
             setting = EvalSetting(
-                task.task, level, references, patient.anthropometry, patient.affected_side, task.goal,
+                task.task, level, task.references or references, patient.anthropometry, patient.affected_side,
+                task.goal,
                 task.configs.get(level),
             )  # fmt: skip
             name = f"{task.task}_{level}"
@@ -208,7 +211,10 @@ def export_outputs(
         setting = (
             evaluation.setting
             if evaluation
-            else EvalSetting(task.task, level, references, patient.anthropometry, patient.affected_side, task.goal)
+            else EvalSetting(
+                task.task, level, task.references or references, patient.anthropometry, patient.affected_side,
+                task.goal,
+            )
         )
         real_obs = None
         if evaluation is not None and evaluation.record.obs is not None:

@@ -10,7 +10,10 @@ For each task:
    own stride frequency, i.e. ``0.6 m × speed / stride length``. Episodes last ``episode_steps`` and start 0.5-1.5 m
    before the first riser, or anywhere from 1.5 m before the ramp to 4 m up it (reference-state initialisation on a
    1:12 ramp makes no one fall in the first half second, measured), so that training covers the whole 9 m ramp a
-   slow walker would not climb within one episode.
+   slow walker would not climb within one episode. The stairs imitate the patient's reference walked at the stairs'
+   goal with its hip swing made consistent with the shorter stride (:mod:`cloud_trainer.motion.stride`): merely
+   resampled to 0.6 m, its legs still reach as for the patient's own stride and its stance foot slides backwards at
+   about the walking speed.
 2. **Initialisation** (Stage I, BPD): the observation spaces of flat walking and the tasks are the same, so the
    task policy starts from the adapted patient policy (π' = π, which the paper allows when s' = s); the
    behaviour-cloning proxy π_BC is fitted to the patient pairs (:mod:`cloud_trainer.pipeline.bc` says what they are).
@@ -39,9 +42,11 @@ from cloud_trainer.envs.base import LocomotionConfig, TwinVecEnv
 from cloud_trainer.envs.registry import make_env
 from cloud_trainer.learn.ppo import PPO
 from cloud_trainer.motion.reference import ReferenceMotion
+from cloud_trainer.motion.stride import with_stride
 from cloud_trainer.pipeline.adapt import adaptation_config, make_adaptation_env, patient_goal_config
 from cloud_trainer.pipeline.reference import ObservedGait
 from cloud_trainer.twin.anthropometry import Anthropometry
+from cloud_trainer.twin.model import build_twin
 from cloud_trainer.twin.terrain import RUN_IN_M, STAIR_TREAD_M
 
 #: Where task episodes start along the course, m (see the module docstring).
@@ -71,6 +76,17 @@ def task_goal(task: str, gait: ObservedGait) -> TaskGoal:
     raise ValueError(f"unknown task {task!r}; accepted: {', '.join(TASK_MODULES)}")
 
 
+def task_reference(
+    task: str, reference: ReferenceMotion, anthropometry: Anthropometry, gait: ObservedGait
+) -> ReferenceMotion:
+    """The motion ``task`` imitates: on slopes the patient's reference (walked at the patient's own goals), on stairs
+    the reference walked at the stairs' goal, its hip swing made consistent with that stride (module docstring)."""
+    if task == "slope":
+        return reference
+    goal = task_goal(task, gait)
+    return with_stride(reference, build_twin(anthropometry).model, goal.speed_m_s, goal.stride_length_m)
+
+
 def task_config(task: str, level: int, gait: ObservedGait, *, episode_steps: int, cue_on: bool = False):
     """The task's environment configuration at ``level`` for this patient, the stair cue on or off."""
     goal = task_goal(task, gait)
@@ -94,7 +110,8 @@ def make_task_env(
     seed: int,
     n_threads: int = 2,
 ) -> TwinVecEnv:
-    """The task's environment for the patient at a curriculum level."""
+    """The task's environment for the patient at a curriculum level, imitating ``reference`` (the task's own:
+    :func:`task_reference`)."""
     config = task_config(task, level, gait, episode_steps=episode_steps, cue_on=cue_on)
     return make_env(
         task, [reference], config=config, n_envs=n_envs, anthropometry=anthropometry, n_threads=n_threads, seed=seed

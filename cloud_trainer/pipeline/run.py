@@ -52,6 +52,8 @@ RUN_FORMAT = "stridetwin.pipeline-run/1"
 TRAINING_FORMAT = "stridetwin.pipeline-training/1"
 STATE_NAME = "run.json"
 TRAINING_NAME = "training.json"
+#: The motion a task imitates, in its prediction folder.
+TASK_REFERENCE_NAME = "reference.npz"
 TORCH_THREADS = 1
 ENV_THREADS = 2
 
@@ -311,14 +313,15 @@ class PipelineRun:
             record = self._stage(name)
             seed = self.request.seed + 101 * (index + 1)
             if record["done"]:
-                results[task] = self._task_result(folder, task, gait)
+                results[task] = self._task_result(folder, task, reference)
                 continue
             folder.mkdir(exist_ok=True)
             t0 = time.monotonic()
+            task_ref = self._task_reference(task, reference, patient, gait, folder)
 
-            def make_env(level, cue, env_seed, n_envs=b.n_envs, task=task):
+            def make_env(level, cue, env_seed, n_envs=b.n_envs, task=task, task_ref=task_ref):
                 return make_task_env(
-                    task, level, cue, reference, patient.anthropometry, gait, n_envs=n_envs,
+                    task, level, cue, task_ref, patient.anthropometry, gait, n_envs=n_envs,
                     episode_steps=b.task_episode_steps, seed=env_seed, n_threads=ENV_THREADS,
                 )  # fmt: skip
 
@@ -343,11 +346,11 @@ class PipelineRun:
             progress = self._training_progress(Stage.PREDICTION, name, task)
             goal = task_goal(task, gait)
 
-            def on_update(row, folder=folder, ppo=ppo, task=task, progress=progress, goal=goal):
+            def on_update(row, folder=folder, ppo=ppo, task=task, progress=progress, goal=goal, task_ref=task_ref):
                 if row.get("event") in ("promoted", "complete"):
                     config = task_config(task, row["level"], gait, episode_steps=b.task_episode_steps)
                     save_policy(ppo, folder / f"level_{row['level']}.pt", self._manifest(
-                        config, patient, reference, task, None, {"mastered_level": row["level"],
+                        config, patient, task_ref, task, None, {"mastered_level": row["level"],
                                                                  "samples": row["samples"]}))  # fmt: skip
                 progress(row)
 
@@ -361,7 +364,7 @@ class PipelineRun:
             ).run()  # fmt: skip
             top = max(curriculum.level, 1)
             config = task_config(task, top, gait, episode_steps=b.task_episode_steps)
-            save_policy(ppo, folder / "policy.pt", self._manifest(config, patient, reference, task, trainer, {
+            save_policy(ppo, folder / "policy.pt", self._manifest(config, patient, task_ref, task, trainer, {
                 "trained_level": top, "goal": dataclasses.asdict(goal)}))  # fmt: skip
             summary = {
                 "task": task,
@@ -378,17 +381,38 @@ class PipelineRun:
                 name, time.monotonic() - t0, trainer.counters_.samples, levels_mastered=curriculum.levels_mastered,
                 training_wall_s=trainer.counters_.wall_s,
             )  # fmt: skip
-            results[task] = self._task_result(folder, task, gait)
+            results[task] = self._task_result(folder, task, task_ref)
         return results
 
-    def _task_result(self, folder: Path, task: str, gait) -> dict:
+    def _task_reference(self, task, reference, patient, gait, folder: Path):
+        """The motion the task imitates (:func:`~cloud_trainer.pipeline.predict.task_reference`), kept in the task's
+        folder as ``reference.npz`` so that a resumed run and the export use the very same one."""
+        from cloud_trainer.pipeline.predict import task_reference
+        from cloud_trainer.pipeline.reference import load_reference, save_reference
+
+        path = folder / TASK_REFERENCE_NAME
+        if path.exists():
+            return load_reference(path)
+        motion = task_reference(task, reference, patient.anthropometry, gait)
+        save_reference(motion, path)
+        return motion
+
+    def _task_result(self, folder: Path, task: str, reference) -> dict:
+        """A finished task's summary, policies and the motion it imitated (``reference`` where the task folder
+        holds none: runs made before tasks kept their own)."""
         from cloud_trainer.pipeline.policy import load_policy
+        from cloud_trainer.pipeline.reference import load_reference
 
         summary = json.loads((folder / "curriculum.json").read_text())
         level_policies = {
             int(p.stem.split("_")[1]): load_policy(p) for p in sorted(folder.glob("level_*.pt"))
         }
-        return {"summary": summary, "policy": load_policy(folder / "policy.pt"), "level_policies": level_policies}
+        path = folder / TASK_REFERENCE_NAME
+        task_ref = load_reference(path) if path.exists() else reference
+        return {
+            "summary": summary, "policy": load_policy(folder / "policy.pt"), "level_policies": level_policies,
+            "reference": task_ref,
+        }  # fmt: skip
 
     def _priors(self, reference, patient, gait, adapted_ppo: PPO) -> dict:
         """The patient pairs (behaviour cloning, GAIL) and the fitted BC proxy, computed once and kept on disk."""
@@ -518,6 +542,7 @@ class PipelineRun:
             configs={lv: task_config(task, lv, gait, episode_steps=self.budget.task_episode_steps) for lv in levels},
             goal=(goal["speed_m_s"], goal["stride_length_m"]),
             trained_level=max(curriculum["level"], 1),
+            references=(info["reference"],),
             training={
                 "levels_mastered": curriculum["levels_mastered"],
                 "complete": curriculum["complete"],

@@ -102,6 +102,14 @@ def test_smoke_run_killed_mid_training_resumes_and_writes_every_artifact(tmp_pat
         assert stages[name]["wall_s"] > 0
     assert stages["adaptation"]["samples"] == stages["prediction/slope"]["samples"] == 1024
     assert report["run"]["peak_rss_mb"] > 0
+    # each task's ONNX manifest names the motion it imitated: the stairs' own, walked at two treads per stride
+    manifests = {p.stem: json.loads(p.read_text()) for p in (out / "policies").glob("*.json")}
+    stairs_ref = next(m["reference"] for name, m in manifests.items() if "stairs" in name)
+    slope_ref = next(m["reference"] for name, m in manifests.items() if "slope" in name)
+    assert stairs_ref["stride_length_m"] == pytest.approx(0.6, rel=0.01)
+    assert "hip swing" in stairs_ref["source"]
+    assert "hip swing" not in slope_ref["source"]
+    assert (out / "prediction" / "stairs" / "reference.npz").is_file()
 
     # the same folder with another request is refused before anything runs
     with pytest.raises(PipelineStateError, match=r"another request .*method"):
