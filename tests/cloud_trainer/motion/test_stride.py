@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from cloud_trainer.atlas.references import library_path
 from cloud_trainer.errors import ReferenceMotionError
-from cloud_trainer.motion.library import HealthyMotionLibrary
 from cloud_trainer.motion.stride import stance_slip_m_s, with_stride
 from cloud_trainer.motion.synthetic import standing_reference
-from cloud_trainer.motion.twin_adapter import to_reference_motion
 from cloud_trainer.twin.constants import JOINT_NAMES, N_ROOT_QPOS
 from cloud_trainer.twin.kinematics import lowest_sole_m
 from cloud_trainer.twin.model import build_twin
@@ -25,35 +20,24 @@ def model():
     return build_twin().model
 
 
-@pytest.fixture(scope="module")
-def walk(model):
-    """A healthy library cycle (about 1.0 m/s, 1.3 m strides) on the default twin, its soles on the ground."""
-    library = HealthyMotionLibrary.load(library_path())
-    clip = next(c for c in library.clips if not c.flags.get("atypical", False))
-    motion = to_reference_motion(clip.trajectory, model, name=clip.clip_id)
-    qpos = motion.qpos.copy()
-    qpos[:, 2] -= lowest_sole_m(model, qpos).min()
-    return dataclasses.replace(motion, qpos=qpos)
-
-
 def hip_range_rad(motion) -> float:
     return float(np.ptp(motion.qpos[:, N_ROOT_QPOS + JOINT_NAMES.index("hip_flexion_r")]))
 
 
-def test_recorded_walk_stands_on_its_stance_foot_and_a_merely_resampled_one_slides(model, walk) -> None:
-    speed = STAIR_STRIDE_M / walk.cycle_period_s  # the same cadence
-    assert stance_slip_m_s(model, walk) < 0.05
-    assert stance_slip_m_s(model, walk.resampled(speed, STAIR_STRIDE_M)) > 0.5 * speed
+def test_recorded_walk_stands_on_its_stance_foot_and_a_merely_resampled_one_slides(model, walk_reference) -> None:
+    speed = STAIR_STRIDE_M / walk_reference.cycle_period_s  # the same cadence
+    assert stance_slip_m_s(model, walk_reference) < 0.05
+    assert stance_slip_m_s(model, walk_reference.resampled(speed, STAIR_STRIDE_M)) > 0.5 * speed
 
 
-def test_shorter_stride_scales_the_hip_swing_until_the_stance_foot_stands(model, walk) -> None:
-    speed = STAIR_STRIDE_M / walk.cycle_period_s
-    resampled = walk.resampled(speed, STAIR_STRIDE_M)
-    motion = with_stride(walk, model, speed, STAIR_STRIDE_M)
+def test_shorter_stride_scales_the_hip_swing_until_the_stance_foot_stands(model, walk_reference) -> None:
+    speed = STAIR_STRIDE_M / walk_reference.cycle_period_s
+    resampled = walk_reference.resampled(speed, STAIR_STRIDE_M)
+    motion = with_stride(walk_reference, model, speed, STAIR_STRIDE_M)
     assert motion.stride_length_m == pytest.approx(STAIR_STRIDE_M, rel=1e-3)
     assert motion.speed_m_s == pytest.approx(speed, rel=1e-3)
     assert stance_slip_m_s(model, motion) < 0.35 * stance_slip_m_s(model, resampled)
-    assert 0.3 < hip_range_rad(motion) / hip_range_rad(walk) < 0.9
+    assert 0.3 < hip_range_rad(motion) / hip_range_rad(walk_reference) < 0.9
     assert "hip swing ×" in motion.source
     # the other joints keep their recorded trajectories
     knee = N_ROOT_QPOS + JOINT_NAMES.index("knee_flexion_r")
@@ -62,9 +46,9 @@ def test_shorter_stride_scales_the_hip_swing_until_the_stance_foot_stands(model,
     np.testing.assert_allclose(lowest_sole_m(model, motion.qpos), lowest_sole_m(model, resampled.qpos), atol=1e-6)
 
 
-def test_own_stride_keeps_the_recorded_hip_swing(model, walk) -> None:
-    motion = with_stride(walk, model, walk.speed_m_s, walk.stride_length_m)
-    assert hip_range_rad(motion) == pytest.approx(hip_range_rad(walk), rel=0.1)
+def test_own_stride_keeps_the_recorded_hip_swing(model, walk_reference) -> None:
+    motion = with_stride(walk_reference, model, walk_reference.speed_m_s, walk_reference.stride_length_m)
+    assert hip_range_rad(motion) == pytest.approx(hip_range_rad(walk_reference), rel=0.1)
 
 
 def test_a_motion_that_does_not_travel_is_refused(model) -> None:
