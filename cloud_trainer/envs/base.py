@@ -477,6 +477,7 @@ class TwinVecEnv(VectorEnv):
         self._contact = m.contact
         self._foot_xy = m.foot_xy
         m.speed_measured_m_s = self._window_speed()
+        m.lateral_speed_m_s = self._window_speed(axis=1)
         m.stride_measured_m = self._window_stride()
         m.heading_error_rad = np.arctan2(self._yaw_hist[:, :, 0].mean(axis=1), self._yaw_hist[:, :, 1].mean(axis=1))
 
@@ -489,14 +490,15 @@ class TwinVecEnv(VectorEnv):
         valid = np.arange(self._window_steps)[None, :] >= self._window_steps - filled[:, None]
         return np.where(valid, self._root_err_hist, 0.0).sum(axis=1) / filled
 
-    def _window_speed(self, ids=slice(None)) -> np.ndarray:
-        """Mean speed along the course over the goal window (the root's velocity before one control step)."""
+    def _window_speed(self, ids=slice(None), axis: int = 0) -> np.ndarray:
+        """Mean speed along the course (``axis`` 0, world x) or across it (1, world y) over the goal window (the
+        root's velocity before one control step)."""
         filled = self._window_steps_filled(ids)
         hist = self._pos_hist[ids]
         rows = np.arange(len(filled))
-        past = hist[rows, self._window_steps - filled, 0]
+        past = hist[rows, self._window_steps - filled, axis]
         return np.where(
-            filled > 0, (hist[:, -1, 0] - past) / np.maximum(filled, 1) / CONTROL_PERIOD_S, self._qvel[ids, 0]
+            filled > 0, (hist[:, -1, axis] - past) / np.maximum(filled, 1) / CONTROL_PERIOD_S, self._qvel[ids, axis]
         )
 
     def _window_stride(self, ids=slice(None)) -> np.ndarray:

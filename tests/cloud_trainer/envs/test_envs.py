@@ -268,3 +268,28 @@ def test_playing_the_reference_itself_earns_the_full_goal_and_imitation_reward(g
         np.testing.assert_allclose(terms[name], 1.0, atol=0.03, err_msg=name)  # one substep of lag
     np.testing.assert_allclose(m.stride_measured_m, env._goal_stride, atol=0.06)  # touchdowns on the 30 Hz grid
     assert terms["goal/stride_length"].min() > 0.9
+
+
+def test_sidestepping_costs_speed_reward(gait) -> None:
+    """The speed goal is a velocity: the reference played while sliding sideways at the speed kernel's scale loses
+    the speed term to exp(−1) of what it earns walking straight (the heading stays exact)."""
+    import mujoco
+
+    env = WalkEnv([gait], n_envs=2, n_threads=1, seed=8)
+    env.reset()
+    scale = env.config.speed_scale_m_s
+    sideways_m_s = np.array([0.0, scale])
+    for _ in range(60):  # 2 s: the goal window is full
+        env._steps += 1
+        ref = env._reference(env._time_s(), kinematic_targets=False)
+        env._qpos[:] = ref.qpos
+        env._qpos[:, 1] += sideways_m_s * env._time_s()
+        env._qvel[:] = ref.qvel
+        env.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
+        m = env._measure(slice(None), ref)
+        env._update_goal_window(m)
+        terms, _ = env._reward(m)
+    np.testing.assert_allclose(m.lateral_speed_m_s - m.lateral_speed_m_s[0], sideways_m_s, atol=1e-9)
+    np.testing.assert_allclose(terms["goal/heading"], terms["goal/heading"][0])
+    speed = terms["goal/speed"]
+    np.testing.assert_allclose(speed[1] / speed[0], np.exp(-1.0), rtol=0.05)
