@@ -12,8 +12,8 @@ swing (each hip's flexion about its cycle mean) is scaled by the factor that mak
 least mean horizontal speed of the stance sole in mid-stance, :func:`stance_slip_m_s`), and the root is raised or
 lowered frame by frame so that the soles' lowest point stays as high above the ground as recorded (straighter legs
 would otherwise sink into the floor). Knees, ankles, trunk and frontal-plane angles keep the patient's own
-trajectories. On the healthy library walk at 0.6 m instead of 1.3 m the factor is about 0.6, and the stance sole's
-slide falls from about the walking speed to a quarter of it (the recorded walk: 0.01-0.03 m/s).
+trajectories. On a healthy walk at 0.6 m instead of 1.3-1.4 m the factor is about 0.6, and the stance sole's
+slide falls from more than the walking speed to under a third of it (the recorded walk: 0.01-0.03 m/s).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _HIP_COLUMNS = [N_ROOT_QPOS + JOINT_NAMES.index(name) for name in ("hip_flexion_
 
 def stance_slip_m_s(model: mujoco.MjModel, motion: ReferenceMotion) -> float:
     """Mean horizontal speed of the stance foot's sole in mid-stance over one cycle of a cyclic ``motion``, m/s:
-    about 0 for a reference whose stance foot stands still (0.01 for a recorded walk), about the walking speed for
+    about 0 for a reference whose stance foot stands still (0.01-0.03 for a recorded walk), about the walking speed for
     one whose feet slide with the body.
 
     Mid-stance: frames where the same sole has been and stays the lower one for a tenth of the cycle either side
