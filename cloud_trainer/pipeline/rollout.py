@@ -304,9 +304,15 @@ def _eval_class(cls: type[TwinVecEnv]) -> type[TwinVecEnv]:
 def make_eval_env(
     setting: EvalSetting, n_envs: int, max_steps: int, *, start_phases: np.ndarray | None = None, n_threads: int = 2
 ) -> TwinVecEnv:
-    """The setting's task environment with the evaluation's fixed goal, start phases and push input."""
+    """The setting's task environment with the evaluation's fixed goal, start phases and push input.
+
+    Episodes start at the low end of the configuration's start range (x = 0 for the tasks' defaults), the longest
+    approach to the ramp or stairs that training saw. From further back a policy meets states it never trained in
+    (no riser in its terrain rays yet), and stair policies trained at level 2 fell there on flat ground."""
     cls = ENVIRONMENTS[setting.task][0]
-    config = dataclasses.replace(setting.task_config(), episode_steps=max_steps + 2, start_x_range_m=(0.0, 0.0))
+    base = setting.task_config()
+    start_x_m = base.start_x_range_m[0]
+    config = dataclasses.replace(base, episode_steps=max_steps + 2, start_x_range_m=(start_x_m, start_x_m))
     env = _eval_class(cls)(
         list(setting.references), n_envs=n_envs, config=config, anthropometry=setting.anthropometry,
         n_threads=n_threads, seed=0,

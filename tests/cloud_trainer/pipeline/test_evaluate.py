@@ -3,16 +3,18 @@ on flat ground gives finite, plausible metrics; settings refuse what they cannot
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
+from cloud_trainer.envs import stairs
 from cloud_trainer.errors import UnknownNameError
 from cloud_trainer.pipeline import metrics
 from cloud_trainer.pipeline.evaluate import EvalProtocol, evaluate_level
 from cloud_trainer.pipeline.push import PushProtocol, push_robustness
-from cloud_trainer.pipeline.rollout import EvalSetting, goal_x_m, run_rollouts
+from cloud_trainer.pipeline.rollout import EvalSetting, goal_x_m, make_eval_env, run_rollouts
 from cloud_trainer.twin.constants import GROUP_NAMES
 from tests.cloud_trainer.pipeline.conftest import hold_pose
 
@@ -130,3 +132,14 @@ def test_stairs_goal_is_clipped_into_the_task_ranges(walk_reference):
     speed, stride = setting.resolved_goal()
     assert 0.4 <= speed <= 0.8
     assert stride == pytest.approx(0.6)
+
+
+def test_evaluation_starts_at_the_longest_approach_training_saw(walk_reference):
+    trained = dataclasses.replace(stairs.default_config(2), start_x_range_m=(1.5, 2.5))
+    for config, start_x_m in ((None, 0.0), (trained, 1.5)):
+        env = make_eval_env(EvalSetting("stairs", 2, (walk_reference,), config=config), n_envs=2, max_steps=10)
+        try:
+            env.reset()
+            np.testing.assert_allclose(env._qpos[:, 0], start_x_m, atol=1e-9)
+        finally:
+            env.close()
