@@ -39,9 +39,14 @@ def stance_slip_m_s(model: mujoco.MjModel, motion: ReferenceMotion) -> float:
     Mid-stance: frames where the same sole has been and stays the lower one for a tenth of the cycle either side
     (away from the weight transfer, where the lower sole switches, and from heel and toe roll, which move the sole's
     mid-point with no slide)."""
-    soles = _soles_m(model, motion.qpos)
+    return _stance_slip_m_s(model, motion.qpos, motion.cycle_offset_m, motion.dt_s)
+
+
+def _stance_slip_m_s(model: mujoco.MjModel, qpos: np.ndarray, cycle_offset_m: np.ndarray, dt_s: float) -> float:
+    """:func:`stance_slip_m_s` of one cycle of poses ``qpos`` (frame ``n`` is frame 0 moved by ``cycle_offset_m``)."""
+    soles = _soles_m(model, qpos)
     n = len(soles)
-    following = np.concatenate([soles[1:], soles[:1] + motion.cycle_offset_m], axis=0)
+    following = np.concatenate([soles[1:], soles[:1] + cycle_offset_m], axis=0)
     lower = np.argmin(soles[:, :, 2], axis=1)
     half_window = max(1, n // 10)
     around = (np.arange(n)[:, None] + np.arange(-half_window, half_window + 1)[None, :]) % n
@@ -50,7 +55,7 @@ def stance_slip_m_s(model: mujoco.MjModel, motion: ReferenceMotion) -> float:
         return float("inf")  # no foot stands for a fifth of the cycle: not a walk to compare
     rows = np.flatnonzero(mid_stance)
     step_m = np.linalg.norm(following[rows, lower[rows], :2] - soles[rows, lower[rows], :2], axis=1)
-    return float(step_m.mean() / motion.dt_s)
+    return float(step_m.mean() / dt_s)
 
 
 def with_stride(
@@ -72,16 +77,15 @@ def with_stride(
     hips = qpos[:, _HIP_COLUMNS]
     mean = hips.mean(axis=0)
 
-    def scaled(factor: float) -> ReferenceMotion:
+    def scaled(factor: float) -> np.ndarray:
         frames = qpos.copy()
         frames[:, _HIP_COLUMNS] = mean + factor * (hips - mean)
-        return ReferenceMotion.from_qpos(
-            model, frames, resampled.dt_s, cyclic=True, joint_weights=reference.joint_weights, name=reference.name
-        )
+        return frames
 
-    slips = [stance_slip_m_s(model, scaled(f)) for f in HIP_SWING_FACTORS]
+    # the hips do not move the root: every candidate keeps the resampled cycle's offset and frame step
+    slips = [_stance_slip_m_s(model, scaled(f), resampled.cycle_offset_m, resampled.dt_s) for f in HIP_SWING_FACTORS]
     factor = float(HIP_SWING_FACTORS[int(np.argmin(slips))])
-    frames = scaled(factor).qpos.copy()
+    frames = scaled(factor)
     # keep the soles' lowest point as high above the ground as recorded: straighter legs reach lower
     frames[:, 2] += lowest_sole_m(model, qpos) - lowest_sole_m(model, frames)
     return ReferenceMotion.from_qpos(
