@@ -313,7 +313,8 @@ class PipelineRun:
             record = self._stage(name)
             seed = self.request.seed + 101 * (index + 1)
             if record["done"]:
-                results[task] = self._task_result(folder, task, reference)
+                saved = _load_task_reference(folder)  # none in runs made before tasks kept their own
+                results[task] = self._task_result(folder, reference if saved is None else saved)
                 continue
             folder.mkdir(exist_ok=True)
             t0 = time.monotonic()
@@ -381,34 +382,30 @@ class PipelineRun:
                 name, time.monotonic() - t0, trainer.counters_.samples, levels_mastered=curriculum.levels_mastered,
                 training_wall_s=trainer.counters_.wall_s,
             )  # fmt: skip
-            results[task] = self._task_result(folder, task, task_ref)
+            results[task] = self._task_result(folder, task_ref)
         return results
 
     def _task_reference(self, task, reference, patient, gait, folder: Path):
         """The motion the task imitates (:func:`~cloud_trainer.pipeline.predict.task_reference`), kept in the task's
         folder as ``reference.npz`` so that a resumed run and the export use the very same one."""
         from cloud_trainer.pipeline.predict import task_reference
-        from cloud_trainer.pipeline.reference import load_reference, save_reference
+        from cloud_trainer.pipeline.reference import save_reference
 
-        path = folder / TASK_REFERENCE_NAME
-        if path.exists():
-            return load_reference(path)
+        saved = _load_task_reference(folder)
+        if saved is not None:
+            return saved
         motion = task_reference(task, reference, patient.anthropometry, gait)
-        save_reference(motion, path)
+        save_reference(motion, folder / TASK_REFERENCE_NAME)
         return motion
 
-    def _task_result(self, folder: Path, task: str, reference) -> dict:
-        """A finished task's summary, policies and the motion it imitated (``reference`` where the task folder
-        holds none: runs made before tasks kept their own)."""
+    def _task_result(self, folder: Path, task_ref) -> dict:
+        """A finished task's summary, policies and ``task_ref``, the motion it imitated."""
         from cloud_trainer.pipeline.policy import load_policy
-        from cloud_trainer.pipeline.reference import load_reference
 
         summary = json.loads((folder / "curriculum.json").read_text())
         level_policies = {
             int(p.stem.split("_")[1]): load_policy(p) for p in sorted(folder.glob("level_*.pt"))
         }
-        path = folder / TASK_REFERENCE_NAME
-        task_ref = load_reference(path) if path.exists() else reference
         return {
             "summary": summary, "policy": load_policy(folder / "policy.pt"), "level_policies": level_policies,
             "reference": task_ref,
@@ -600,3 +597,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def _load_task_reference(folder: Path):
+    """The motion a task imitated, as kept in its folder; None where the folder holds none."""
+    from cloud_trainer.pipeline.reference import load_reference
+
+    path = folder / TASK_REFERENCE_NAME
+    return load_reference(path) if path.exists() else None
