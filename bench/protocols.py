@@ -22,11 +22,13 @@ from sensor_drivers.protocols.base import BleNotification, GattWrite
 from sensor_drivers.protocols.witmotion_registers import OutputContent, Register, read_register_command
 from sensor_drivers.sample import DeviceReading, DeviceStatus
 
-#: Samples per second of a five-sensor kit at 200 Hz.
-KIT_SAMPLES_PER_S = 5 * 200
+#: Output rate of each sensor of the kit, Hz.
+SENSOR_RATE_HZ = 200.0
+#: Samples per second of a five-sensor kit.
+KIT_SAMPLES_PER_S = 5 * SENSOR_RATE_HZ
 
 
-def synthetic_readings(n_samples: int, rate_hz: float = 200.0) -> list[DeviceReading]:
+def synthetic_readings(n_samples: int, rate_hz: float = SENSOR_RATE_HZ) -> list[DeviceReading]:
     """A smooth, walk-like signal (1 Hz swing) with every field a device can send."""
     readings = []
     for k in range(n_samples):
@@ -100,10 +102,10 @@ def run(quick: bool) -> dict:
 
     st_encoder = stridetwin_frame.StrideTwinEncoder()
     st_chunks = [st_encoder.encode(r) for r in readings]
-    samples_per_poll = round(SerialOptions.poll_interval_s * 200.0)
+    samples_per_poll = round(SerialOptions.poll_interval_s * SENSOR_RATE_HZ)
     st_polls = [b"".join(st_chunks[k : k + samples_per_poll]) for k in range(0, len(st_chunks), samples_per_poll)]
 
-    wit_ble = witmotion_ble.WitmotionBleEmulator(rate_hz=200.0)
+    wit_ble = witmotion_ble.WitmotionBleEmulator(rate_hz=SENSOR_RATE_HZ)
     wit_ble_notifications = [n for r in readings for n in wit_ble.notifications_for(r)]
     # A magnetometer answer every 20 samples, as the profile polls at 10 Hz.
     for k in range(0, len(wit_ble_notifications), 20):
