@@ -301,6 +301,7 @@ class PipelineRun:
         from cloud_trainer.pipeline.loop import StageTrainer
         from cloud_trainer.pipeline.policy import load_policy, ppo_from_policy, save_policy
         from cloud_trainer.pipeline.predict import deterministic_episodes, make_task_env, task_config, task_goal
+        from cloud_trainer.pipeline.terrain_view import blind_to_terrain
 
         b = self.budget
         root = self.out / "prediction"
@@ -340,7 +341,10 @@ class PipelineRun:
                 check_every_samples=b.mastery_check_every_samples,
             )  # fmt: skip
             ppo = ppo_from_policy(load_policy(self.out / "adaptation" / "policy.pt"), b.ppo_args())
+            blind_to_terrain(ppo.policy, ppo.value)
             bc = BCLoss(priors["bc_proxy"]) if self.hybrid else None
+            if bc is not None:
+                blind_to_terrain(bc.proxy)  # its flat-ground answer, not its reaction to rays it never saw
             discriminator = None
             if self.gail:
                 discriminator = Discriminator(features(priors["pairs"].obs, priors["pairs"].actions), seed=seed)
