@@ -18,7 +18,7 @@ import pytest
 
 from cloud_trainer.pipeline.api import PipelineRequest, ProgressEvent, Stage
 from cloud_trainer.pipeline.errors import PipelineCancelled, PipelineStateError
-from cloud_trainer.pipeline.run import STATE_NAME, TRAINING_NAME, run
+from cloud_trainer.pipeline.run import STATE_NAME, TRAINING_NAME, PipelineRun, run
 from stridetwin.cli import main
 from stridetwin.commands.train import ProgressDisplay, format_event
 
@@ -198,3 +198,17 @@ def test_progress_display_updates_one_line_on_a_terminal_and_prints_lines_otherw
     lines = plain.getvalue().splitlines()
     assert len(lines) == 2  # the second adaptation event changes nothing worth a line within 60 s
     assert "\r" not in plain.getvalue()
+
+
+def test_a_task_that_masters_every_level_early_leaves_its_samples_to_the_next(tmp_path: Path) -> None:
+    request = PipelineRequest(input_path=tmp_path / "clip.stclip", out_dir=tmp_path / "run",
+                              tasks=("slope", "stairs"), budget="quick")  # fmt: skip
+    pipeline = PipelineRun(request, lambda event: None, threading.Event())
+    per_task = pipeline.budget.prediction_samples
+    pipeline.state = {"stages": {}}
+    assert pipeline._task_budget_samples(0) == per_task
+    pipeline.state["stages"]["prediction/slope"] = {"done": True, "samples": per_task - 500_000}
+    assert pipeline._task_budget_samples(1) == per_task + 500_000
+    assert pipeline._task_budget_samples(1) + per_task - 500_000 == 2 * per_task  # the run's total is kept
+    pipeline.state["stages"]["prediction/slope"]["samples"] = per_task + 1_024  # the last update ran over: no debt
+    assert pipeline._task_budget_samples(1) == per_task
