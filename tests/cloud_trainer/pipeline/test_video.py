@@ -55,3 +55,14 @@ def test_long_walks_keep_their_end(walk, tmp_path):
 def test_bad_options_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         VideoOptions(**kwargs)
+
+
+def test_key_numbers_are_shared_between_two_views():
+    from cloud_trainer.pipeline.video import _text_layout
+
+    title, lines = "Stairs 2", ["reached 3/4", "trunk sway 18.1°", "push 120 N"]
+    side, front = _text_layout(title, lines, n_views=2)
+    assert (side[0], side[2]) == (0, "Stairs 2\nreached 3/4")
+    assert (front[0], front[2]) == (1, "trunk sway 18.1 deg\npush 120 N")  # overlay fonts are ASCII
+    (only,) = _text_layout(title, lines, n_views=1)
+    assert only[2].splitlines() == ["Stairs 2", "reached 3/4", "trunk sway 18.1 deg", "push 120 N"]
