@@ -183,11 +183,7 @@ def export_outputs(
     for task in tasks:
         for level in task.levels:
             progress(f"evaluating {task.task} level {level}", task.task, level)
-            setting = EvalSetting(
-                task.task, level, task.references or references, patient.anthropometry, patient.affected_side,
-                task.goal,
-                task.configs.get(level),
-            )  # fmt: skip
+            setting = _task_setting(task, level, references, patient)
             name = f"{task.task}_{level}"
             evaluations[name] = evaluate_level(task.level_policies.get(level, task.policy), setting, protocol)
             keys[name] = (task.task, level)
@@ -208,14 +204,7 @@ def export_outputs(
         progress(f"exporting the {task.task} policy to ONNX", task.task)
         level = task.trained_level or max(task.levels)
         evaluation = evaluations.get(f"{task.task}_{level}")
-        setting = (
-            evaluation.setting
-            if evaluation
-            else EvalSetting(
-                task.task, level, task.references or references, patient.anthropometry, patient.affected_side,
-                task.goal,
-            )
-        )
+        setting = evaluation.setting if evaluation else _task_setting(task, level, references, patient)
         real_obs = None
         if evaluation is not None and evaluation.record.obs is not None:
             real_obs = evaluation.record.obs[evaluation.record.alive]
@@ -312,6 +301,17 @@ def video_caption(document: Mapping) -> tuple[str, tuple[str, ...]]:
         else:
             lines.append(f"push survived {_n(fwd)} N fwd / {_n(lat)} N side")
     return title, tuple(lines)
+
+
+def _task_setting(
+    task: TaskOutput, level: int, references: Sequence[ReferenceMotion], patient: PatientInfo
+) -> EvalSetting:
+    """Where ``task``'s policy is evaluated at ``level``: its own reference motions (else the patient's), its goal
+    and the configuration that level was trained with (if it is known)."""
+    return EvalSetting(
+        task.task, level, task.references or references, patient.anthropometry, patient.affected_side, task.goal,
+        task.configs.get(level),
+    )  # fmt: skip
 
 
 def _video_job(out_dir: Path, name: str, evaluation: LevelEvaluation, patient: PatientInfo) -> VideoJob:
