@@ -37,6 +37,8 @@ giving 15 target angles; the torque limits stay one per anatomical joint (7).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 from cloud_trainer.twin.constants import END_EFFECTOR_SITES, N_GROUPS, N_JOINTS
@@ -80,6 +82,13 @@ def frame_slices() -> dict[str, slice]:
         slices[name] = slice(start, start + width)
         start += width
     return slices
+
+
+def stacked_columns(blocks: Sequence[str], frames: Iterable[int] = range(N_STACKED_FRAMES)) -> np.ndarray:
+    """Indices in the stacked observation (oldest frame first) of the named blocks of ``frames``, frame by frame."""
+    slices = frame_slices()
+    per_frame = np.concatenate([np.arange(slices[b].start, slices[b].stop) for b in blocks])
+    return np.concatenate([f * FRAME_WIDTH + per_frame for f in frames])
 
 
 ACTION_LAYOUT: tuple[tuple[str, int], ...] = (("target_residual", N_JOINTS), ("torque_limit", N_GROUPS))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cloud_trainer.envs.constants import ACTION_WIDTH, FRAME_WIDTH, N_STACKED_FRAMES, frame_slices
+from cloud_trainer.envs.constants import ACTION_WIDTH, N_STACKED_FRAMES, stacked_columns
 from cloud_trainer.learn.ppo import RunningNormalizer, mlp
 
 #: Observation blocks the discriminator sees, per frame.
@@ -38,10 +38,7 @@ MAX_INTRINSIC_REWARD = 5.0
 
 def feature_columns() -> np.ndarray:
     """Indices of the discriminator's observation features in the stacked observation (oldest frame first)."""
-    slices = frame_slices()
-    per_frame = np.concatenate([np.arange(slices[b].start, slices[b].stop) for b in FEATURE_BLOCKS])
-    frames = range(N_STACKED_FRAMES - N_WINDOW_FRAMES, N_STACKED_FRAMES)
-    return np.concatenate([f * FRAME_WIDTH + per_frame for f in frames])
+    return stacked_columns(FEATURE_BLOCKS, range(N_STACKED_FRAMES - N_WINDOW_FRAMES, N_STACKED_FRAMES))
 
 
 FEATURE_COLUMNS = feature_columns()

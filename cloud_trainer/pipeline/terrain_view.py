@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cloud_trainer.envs.constants import FRAME_WIDTH, N_STACKED_FRAMES, frame_slices
+from cloud_trainer.envs.constants import stacked_columns
 from cloud_trainer.learn.ppo import GaussianPolicy, ValueFunction
 
 #: Normaliser scale of the terrain rays at the start of a task, m: a 15 cm riser reads as 1.5.
@@ -30,8 +30,7 @@ TERRAIN_RAY_SCALE_M = 0.1
 
 def terrain_ray_columns() -> np.ndarray:
     """Indices of the terrain rays in the stacked observation (every frame)."""
-    rays = frame_slices()["terrain_rays"]
-    return np.concatenate([np.arange(rays.start, rays.stop) + k * FRAME_WIDTH for k in range(N_STACKED_FRAMES)])
+    return stacked_columns(["terrain_rays"])
 
 
 @torch.no_grad()
@@ -41,8 +40,8 @@ def blind_to_terrain(
     """Zero the first-layer weights that read the terrain rays (``policy`` and, when given, ``value``) and widen
     the rays' normaliser scale to at least ``scale_m``, in place. ``value`` reads ``policy``'s normaliser."""
     columns = torch.as_tensor(terrain_ray_columns())
-    for network in (policy.mean_net, None if value is None else value.net):
-        if network is not None:
-            network[0].weight[:, columns] = 0.0
+    networks = [policy.mean_net] if value is None else [policy.mean_net, value.net]
+    for network in networks:
+        network[0].weight[:, columns] = 0.0
     var = policy.normalizer.var
     var[columns] = var[columns].clamp_min(scale_m**2)
