@@ -365,7 +365,7 @@ def _render_job(job: dict, qpos: np.ndarray, ghost: np.ndarray | None, options: 
     tmp = path.with_name(f".{path.name}.tmp.mp4")
     container, stream, codec = _open_encoder(tmp, width * len(views), height, fps, options["crf"])
     render_s = encode_s = 0.0
-    texts = _text_layout(job["title"], list(job["lines"]), len(views))
+    texts = _text_layout(job["title"], list(job["lines"]), views)
     try:
         for f, row in enumerate(rows):
             started = time.perf_counter()
@@ -380,9 +380,7 @@ def _render_job(job: dict, qpos: np.ndarray, ghost: np.ndarray | None, options: 
                         {"lookat": lookat[row], "distance": 2.2 * height_m, "azimuth": 180.0, "elevation": -12.0}
                     )
             clock = (len(views) - 1, mujoco.mjtGridPos.mjGRID_BOTTOMRIGHT, f"t = {row * dt:4.1f} s", "")
-            frame_texts = [*texts, clock, *((k, mujoco.mjtGridPos.mjGRID_BOTTOMLEFT, f"{view} view", "")
-                                            for k, view in enumerate(views))]  # fmt: skip
-            pixels = renderer.frame(qpos[row], None if ghost is None else ghost[row], view_specs, frame_texts)
+            pixels = renderer.frame(qpos[row], None if ghost is None else ghost[row], view_specs, [*texts, clock])
             if f == 0 and int(pixels.max()) == int(pixels.min()):
                 raise RuntimeError("the OpenGL backend rendered a blank frame")
             middle = time.perf_counter()
@@ -409,20 +407,21 @@ def _render_job(job: dict, qpos: np.ndarray, ghost: np.ndarray | None, options: 
     }  # fmt: skip
 
 
-def _text_layout(title: str, lines: list[str], n_views: int) -> list[tuple[int, Any, str, str]]:
-    """The burnt-in title and key numbers: with two views the title and the first line on the first view, the other
-    lines on the last (one block of four lines covered 40 % of a 240-pixel side view), else all on the one view."""
+def _text_layout(title: str, lines: list[str], views: Sequence[str]) -> list[tuple[int, Any, str, str]]:
+    """The text every frame carries (the time is added per frame): each view's name at its bottom left; with two
+    views the title and the first line on the first view, the other lines on the last (one block of four lines
+    covered 40 % of a 240-pixel side view), else all on the one view."""
     import mujoco
 
-    top_left = mujoco.mjtGridPos.mjGRID_TOPLEFT
+    grid = mujoco.mjtGridPos
     first = [title, *lines]
     rest: list[str] = []
-    if n_views > 1 and len(lines) > 1:
+    if len(views) > 1 and len(lines) > 1:
         first, rest = [title, lines[0]], lines[1:]
-    texts = [(0, top_left, _ascii("\n".join(first)), "")]
+    texts = [(0, grid.mjGRID_TOPLEFT, _ascii("\n".join(first)), "")]
     if rest:
-        texts.append((n_views - 1, top_left, _ascii("\n".join(rest)), ""))
-    return texts
+        texts.append((len(views) - 1, grid.mjGRID_TOPLEFT, _ascii("\n".join(rest)), ""))
+    return texts + [(k, grid.mjGRID_BOTTOMLEFT, f"{view} view", "") for k, view in enumerate(views)]
 
 
 #: MuJoCo's overlay fonts cover printable ASCII only.

@@ -61,8 +61,9 @@ def test_key_numbers_are_shared_between_two_views():
     from cloud_trainer.pipeline.video import _text_layout
 
     title, lines = "Stairs 2", ["reached 3/4", "trunk sway 18.1°", "push 120 N"]
-    side, front = _text_layout(title, lines, n_views=2)
+    side, front, *names = _text_layout(title, lines, ("side", "front"))
     assert (side[0], side[2]) == (0, "Stairs 2\nreached 3/4")
     assert (front[0], front[2]) == (1, "trunk sway 18.1 deg\npush 120 N")  # overlay fonts are ASCII
-    (only,) = _text_layout(title, lines, n_views=1)
+    assert [(k, text) for k, _, text, _ in names] == [(0, "side view"), (1, "front view")]
+    only, _ = _text_layout(title, lines, ("side",))
     assert only[2].splitlines() == ["Stairs 2", "reached 3/4", "trunk sway 18.1 deg", "push 120 N"]
