@@ -391,8 +391,8 @@ class PipelineRun:
 
     def _task_budget_samples(self, index: int) -> int:
         """Training samples of the ``index``-th task: the budget's per task plus what the tasks before it left
-        unused by mastering every level early (the healthy twin's slope stopped at 1.5 of 2 M), so the run's total
-        stays the budget's and its wall-clock within the budget's goal."""
+        unused by mastering every level early (docs/pipeline.md: both benchmark twins' slopes stop near 1 of 2 M),
+        so the run's total stays the budget's and its wall-clock within the budget's goal."""
         per_task = self.budget.prediction_samples
         earlier = self.request.tasks[:index]
         left = sum(per_task - int(self._stage(f"prediction/{t}")["samples"]) for t in earlier)

@@ -209,6 +209,5 @@ def test_a_task_that_masters_every_level_early_leaves_its_samples_to_the_next(tm
     assert pipeline._task_budget_samples(0) == per_task
     pipeline.state["stages"]["prediction/slope"] = {"done": True, "samples": per_task - 500_000}
     assert pipeline._task_budget_samples(1) == per_task + 500_000
-    assert pipeline._task_budget_samples(1) + per_task - 500_000 == 2 * per_task  # the run's total is kept
     pipeline.state["stages"]["prediction/slope"]["samples"] = per_task + 1_024  # the last update ran over: no debt
     assert pipeline._task_budget_samples(1) == per_task
