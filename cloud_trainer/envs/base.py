@@ -92,7 +92,7 @@ class LocomotionConfig:
     min_swing_s: float = 0.2
     #: Without a touchdown for this long the measured stride length is 0 (the walker stopped stepping), s.
     stride_timeout_s: float = 2.0
-    #: Fall: pelvis height above the ground below this fraction of the reference's.
+    #: Fall: pelvis height above the surface (on stairs the pitch line) below this fraction of the reference's.
     fall_height_fraction: float = 0.6
     terminate_on_non_foot_contact: bool = True
     goal_reward_weight: float = 0.5
@@ -385,7 +385,7 @@ class TwinVecEnv(VectorEnv):
         shift = np.stack([start_x, np.zeros(n)], axis=1) - start.qpos[:, :2]
         self._root_shift_xy[ids] = shift
         start.qpos[:, :2] += shift
-        start.qpos[:, 2] += self.terrain.ground_height_m(start.qpos[:, 0], start.qpos[:, 1])
+        start.qpos[:, 2] += self.terrain.pitch_line_height_m(start.qpos[:, 0], start.qpos[:, 1])
 
         self.batch.reset(ids.astype(np.int32), stage=mujoco.mjtStage.mjSTAGE_NONE)
         self._qpos[ids] = start.qpos
@@ -432,7 +432,7 @@ class TwinVecEnv(VectorEnv):
         ends = self._site_xpos[ids][:, self._end_site_ids]
         ends_rel = rotate_into_heading(ends - pelvis_pos[:, None], pelvis_yaw)
         yaw = quat_yaw_rad(qpos[:, 3:7])
-        ground_under_root = self.terrain.ground_height_m(qpos[:, 0], qpos[:, 1])
+        surface_under_root = self.terrain.pitch_line_height_m(qpos[:, 0], qpos[:, 1])  # on stairs: the pitch line
         hips = self._site_xpos[ids][:, self._hip_site_ids]
         sensors = self._sensordata[ids]
         return SimpleNamespace(
@@ -442,7 +442,7 @@ class TwinVecEnv(VectorEnv):
             ref=ref,
             ref_kin=ref_kin,
             yaw=yaw,
-            root_height_m=qpos[:, 2] - ground_under_root,
+            root_height_m=qpos[:, 2] - surface_under_root,
             ref_root_height_m=ref.qpos[:, 2],
             root_linvel_heading=rotate_into_heading(qvel[:, :3], yaw),
             com_rel=com_rel,

@@ -13,7 +13,7 @@ stacks t-2, t-1, t). Positions and velocities "in heading" are expressed in the 
 | ``goal`` | 2 | target speed (m/s), target stride length (m) |
 | ``goal_error`` | 2 | measured minus target, over the goal window: speed (m/s), stride length (m) |
 | ``torque_limit`` | 7 | current torque limit per joint group (``GROUP_NAMES``) as a fraction of its ceiling |
-| ``root_height`` | 1 | pelvis origin above the ground under it, m |
+| ``root_height`` | 1 | pelvis origin above the surface under it (on stairs the pitch line), m |
 | ``root_quat`` | 4 | pelvis orientation, quat_wxyz, world frame, w ≥ 0 |
 | ``joint_angle`` | 15 | hinge angles, rad (``JOINT_NAMES``) |
 | ``root_linvel`` | 3 | pelvis linear velocity in heading, m/s |

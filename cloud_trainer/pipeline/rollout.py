@@ -274,9 +274,10 @@ class _EvalEnvMixin:
         """What a record row holds, for every simulation (copies)."""
         time_s = self._time_s()
         ghost = self._reference(time_s, kinematic_targets=False).qpos
-        # the ghost is drawn over the walker: its pelvis where the walker's is, on the ground under it
+        # the ghost is drawn over the walker: its pelvis where the walker's is, as high above the surface under it
+        # (on stairs the pitch line) as the reference above flat ground
         ghost[:, :2] = self._qpos[:, :2]
-        ghost[:, 2] += self.terrain.ground_height_m(self._qpos[:, 0], self._qpos[:, 1])
+        ghost[:, 2] += self.terrain.pitch_line_height_m(self._qpos[:, 0], self._qpos[:, 1])
         sites = self._site_xpos
         ceiling = self._ceiling_nm
         return {

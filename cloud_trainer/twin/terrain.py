@@ -90,6 +90,20 @@ class Terrain:
             surface = (step + 1) * self.step_height_m
         return np.where(on_course, surface, height)
 
+    def pitch_line_height_m(self, x_m: np.ndarray | float, y_m: np.ndarray | float = 0.0) -> np.ndarray:
+        """Height of the surface a walker's pelvis height is measured from, m: the walking surface, except on stairs,
+        where it is the pitch line: the surface averaged over one tread, a ramp through the treads' midpoints from
+        half a tread before the first riser to half a tread onto the landing. A pelvis climbing at a steady height
+        above it rises smoothly; above the treads themselves its height would jump by a riser at every riser it
+        passes."""
+        if self.kind != "stairs" or self.rise_m == 0.0:
+            return self.ground_height_m(x_m, y_m)
+        x = np.asarray(x_m, dtype=float)
+        y = np.broadcast_to(np.asarray(y_m, dtype=float), x.shape)
+        on_course = (np.abs(y) <= COURSE_HALF_WIDTH_M) & (x < self.course_end_x_m)
+        steps = np.clip((x - self.feature_start_x_m) / STAIR_TREAD_M + 0.5, 0.0, N_STAIR_STEPS)
+        return np.where(on_course, steps * self.step_height_m, 0.0)
+
     def add_to_spec(self, spec: mujoco.MjSpec) -> None:
         """Add the floor plane and this course's boxes to the world body of ``spec``."""
         world = spec.worldbody

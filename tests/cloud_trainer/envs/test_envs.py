@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import mujoco
 import numpy as np
 import pytest
 
@@ -24,7 +25,7 @@ from cloud_trainer.motion.synthetic import sinusoidal_gait_reference, standing_r
 from cloud_trainer.twin.constants import GROUP_NAMES, JOINT_GROUP_INDEX, N_JOINTS, N_ROOT_QPOS
 from cloud_trainer.twin.kinematics import quat_tilt_rad
 from cloud_trainer.twin.model import build_twin
-from cloud_trainer.twin.terrain import TERRAIN_NAMES
+from cloud_trainer.twin.terrain import RUN_IN_M, STAIR_TREAD_M, TERRAIN_NAMES
 
 SLOTS = frame_slices()
 
@@ -61,13 +62,13 @@ def test_layout_widths() -> None:
 
 @pytest.mark.parametrize("terrain", TERRAIN_NAMES)
 def test_random_actions_on_every_course_keep_shapes_and_numbers_finite(gait, terrain: str) -> None:
-    task = terrain.split(":")[0]
+    task = terrain.split(":")[0].replace("flat", "walk")
     config = dataclasses.replace(
-        make_env(task if task != "flat" else "walk", [gait], n_envs=1, n_threads=1).config,
+        make_env(task, [gait], n_envs=1, n_threads=1).config,
         terrain=terrain,
         start_x_range_m=(1.5, 2.5),  # close enough to the feature to reach it before falling
     )
-    env = WalkEnv([gait], n_envs=3, config=config, n_threads=1, seed=1)
+    env = make_env(task, [gait], config=config, n_envs=3, n_threads=1, seed=1)
     obs, _ = env.reset(seed=2)
     assert obs.shape == (3, OBSERVATION_WIDTH)
     assert obs.dtype == np.float32
@@ -144,6 +145,20 @@ def test_rays_see_the_stairs_ahead(stand) -> None:
     ahead = np.deg2rad(30) < RAY_ANGLES_RAD
     assert np.all(rays[ahead] < flat[ahead] - 0.05)
     np.testing.assert_allclose(rays[~ahead & (RAY_ANGLES_RAD < 0)], flat[~ahead & (RAY_ANGLES_RAD < 0)], atol=1e-5)
+
+
+def test_pelvis_height_on_stairs_is_measured_from_the_pitch_line(stand) -> None:
+    """A pelvis carried level over a 15 cm riser: its height above the surface changes by the pitch line's 1 cm
+    over those 2 cm, not by the riser (the root-stability reward and the fall rule read it)."""
+    riser_x = RUN_IN_M + 3 * STAIR_TREAD_M
+    env = _standing_env(stand, terrain="stairs:5", start_x_range_m=(riser_x, riser_x))
+    env.reset()
+    env._qpos[:, 0] = [riser_x - 0.01, riser_x + 0.01]
+    env._qpos[:, 2] = env._qpos[0, 2]
+    env.batch.forward(np.arange(2, dtype=np.int32), stage=mujoco.mjtStage.mjSTAGE_POS)
+    m = env._measure(slice(None), env._reference(env._time_s(), kinematic_targets=False))
+    assert m.root_height_m[0] - m.root_height_m[1] == pytest.approx(0.15 / STAIR_TREAD_M * 0.02)
+    env.close()
 
 
 def test_torque_limit_actions_bound_the_actuator_force(stand) -> None:

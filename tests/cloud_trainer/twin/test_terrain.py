@@ -1,4 +1,5 @@
-"""Every course builds, its ground-height function agrees with MuJoCo's ray casting, unknown names are refused."""
+"""Every course builds, its ground-height function agrees with MuJoCo's ray casting, the stairs' pitch line is the
+surface averaged over a tread, unknown names are refused."""
 
 from __future__ import annotations
 
@@ -54,6 +55,22 @@ def test_ground_height_agrees_with_mj_ray(name: str) -> None:
         top = 5.0
         dist = mujoco.mj_ray(model, data, np.array([xi, yi, top]), np.array([0.0, 0.0, -1.0]), groups, 1, -1, geomid)
         assert top - dist == pytest.approx(zi, abs=1e-9), (xi, yi)
+
+
+@pytest.mark.parametrize("name", TERRAIN_NAMES)
+def test_pitch_line_is_the_surface_averaged_over_one_tread_on_stairs_and_the_surface_elsewhere(name: str) -> None:
+    terrain = get_terrain(name)
+    x = np.linspace(-1.0, terrain.course_end_x_m - 1.0, 997)
+    if terrain.kind != "stairs":
+        np.testing.assert_array_equal(terrain.pitch_line_height_m(x), terrain.ground_height_m(x))
+        return
+    offsets = np.linspace(-0.5, 0.5, 2001) * STAIR_TREAD_M  # a fine numerical mean over one tread
+    averaged = terrain.ground_height_m(x[:, None] + offsets[None]).mean(axis=1)
+    np.testing.assert_allclose(terrain.pitch_line_height_m(x), averaged, atol=1e-3 * max(terrain.step_height_m, 1e-9))
+    # no jumps: a pelvis passing over a riser sees the surface under it rise by at most the pitch over 1 cm
+    rises = np.diff(terrain.pitch_line_height_m(np.arange(0.0, terrain.course_end_x_m - 1.0, 0.01)))
+    assert rises.max() <= terrain.step_height_m / STAIR_TREAD_M * 0.01 + 1e-12
+    assert terrain.pitch_line_height_m(RUN_IN_M, COURSE_HALF_WIDTH_M + 0.1) == 0.0  # off the course: the floor
 
 
 @pytest.mark.parametrize("name", ["slope:0", "slope:6", "stairs", "ramp", "", None])
