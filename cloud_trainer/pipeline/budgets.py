@@ -55,6 +55,14 @@ class Budget:
     #: simulation), and the least number of samples between two checks.
     mastery_check_envs: int
     mastery_check_every_samples: int
+    # --- wall-clock
+    #: The run's time goal, s (None: none). The task stages share what the stages before them left of it, less
+    #: ``export_reserve_s``, and stop when their share is spent: the goal holds on a slower or busier machine, which
+    #: then trains fewer samples (reported as ``stopped: "time limit reached"``). Tasks that stop early pass their time
+    #: on, as they pass on samples.
+    time_limit_s: float | None = None
+    #: Time kept for the export (evaluation, ONNX, videos, report) after the last task, s.
+    export_reserve_s: float = 0.0
 
     @property
     def total_samples(self) -> int:
@@ -86,6 +94,8 @@ BUDGETS: dict[str, Budget] = {
         prediction_samples=2_000_000, task_episode_steps=500, curriculum_min_episodes=256,
         curriculum_window_episodes=256, reference_return_episodes=256, pairs_envs=64, pairs_steps=300,
         bc_epochs=20, mastery_check_envs=64, mastery_check_every_samples=100_000,
+        # the export took 68-115 s in the benchmark runs (docs/pipeline.md)
+        time_limit_s=30 * 60.0, export_reserve_s=180.0,
     ),
     "full": Budget(
         name="full", max_walk_s=60.0, n_cycle_frames=96,

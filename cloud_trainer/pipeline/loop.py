@@ -52,10 +52,10 @@ class StageCounters:
     updates: int = 0
     samples: int = 0
     episodes: int = 0
-    #: Wall-clock time spent in this stage's updates over all invocations, s.
+    #: Wall-clock time spent in this stage's updates and mastery checks over all invocations, s.
     wall_s: float = 0.0
     invocations: int = 0
-    #: Samples when the curriculum completed (None: not complete) and when the stage stopped.
+    #: Why the stage stopped: "curriculum complete", "sample budget spent" or "time limit reached" ("": running).
     stopped: str = ""
 
 
@@ -72,6 +72,8 @@ class StageTrainer:
         curriculum: levels and promotion (None: one environment, ``level`` None).
         check: runs a mastery check when a curriculum with ``check_every_samples`` asks for one.
         checkpoint_every_s: wall-clock time between checkpoints (0: after every update); always at the end.
+        time_limit_s: stop once the stage's updates and checks have taken this long over all invocations (None: no
+            limit).
         seed: seed of torch and of the environments.
         on_update: called with each log row (progress reporting).
         cancel: when set, the stage checkpoints and raises :class:`PipelineCancelled`.
@@ -93,6 +95,7 @@ class StageTrainer:
         curriculum: Curriculum | None = None,
         check: MasteryCheck | None = None,
         checkpoint_every_s: float = 30.0,
+        time_limit_s: float | None = None,
         seed: int = 0,
         on_update: Callable[[dict], None] | None = None,
         cancel: threading.Event | None = None,
@@ -109,6 +112,7 @@ class StageTrainer:
             raise ValueError("the curriculum asks for mastery checks but no check was given")
         self.check = check
         self.checkpoint_every_s = checkpoint_every_s
+        self.time_limit_s = time_limit_s
         self.seed = seed
         self.on_update = on_update
         self.cancel = cancel or threading.Event()
@@ -125,9 +129,13 @@ class StageTrainer:
         return self.stage_dir / LOG_NAME
 
     @property
+    def out_of_time(self) -> bool:
+        return self.time_limit_s is not None and self.counters_.wall_s >= self.time_limit_s
+
+    @property
     def done(self) -> bool:
         c = self.curriculum
-        return self.counters_.samples >= self.budget_samples or (c is not None and c.complete)
+        return self.counters_.samples >= self.budget_samples or (c is not None and c.complete) or self.out_of_time
 
     # ------------------------------------------------------------------ plumbing
 
@@ -177,10 +185,12 @@ class StageTrainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> StageTrainer:
-        """Train until the budget is spent or the curriculum is complete; returns self."""
+        """Train until the budget or the time limit is spent or the curriculum is complete; returns self."""
         self._resume()
         self.counters_.invocations += 1
         if self.done:
+            if not self.counters_.stopped:  # out of time before the first update
+                self._stop()
             return self
         env = self._env()
         obs, _ = env.reset()
@@ -205,10 +215,18 @@ class StageTrainer:
                     last_checkpoint = time.monotonic()
         finally:
             env.close()
-        complete = self.curriculum is not None and self.curriculum.complete
-        self.counters_.stopped = "curriculum complete" if complete else "sample budget spent"
-        self._checkpoint()
+        self._stop()
         return self
+
+    def _stop(self) -> None:
+        """Record why the stage stopped and checkpoint."""
+        if self.curriculum is not None and self.curriculum.complete:
+            self.counters_.stopped = "curriculum complete"
+        elif self.counters_.samples >= self.budget_samples:
+            self.counters_.stopped = "sample budget spent"
+        else:
+            self.counters_.stopped = "time limit reached"
+        self._checkpoint()
 
     def _iterate(self, env: TwinVecEnv, obs: np.ndarray) -> tuple[dict, np.ndarray, str]:
         ppo, c = self.ppo, self.counters_

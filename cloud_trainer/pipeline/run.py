@@ -363,8 +363,8 @@ class PipelineRun:
             trainer = StageTrainer(
                 folder, ppo, make_env, budget_samples=self._task_budget_samples(index), bc=bc,
                 bc_decay_samples=int(BC_DECAY_FRACTION * b.prediction_samples), discriminator=discriminator,
-                curriculum=curriculum, check=check, checkpoint_every_s=b.checkpoint_every_s, seed=seed,
-                on_update=on_update,
+                curriculum=curriculum, check=check, checkpoint_every_s=b.checkpoint_every_s,
+                time_limit_s=self._task_time_limit_s(index), seed=seed, on_update=on_update,
                 cancel=self.cancel,
             ).run()  # fmt: skip
             top = max(curriculum.level, 1)
@@ -397,6 +397,15 @@ class PipelineRun:
         earlier = self.request.tasks[:index]
         left = sum(per_task - int(self._stage(f"prediction/{t}")["samples"]) for t in earlier)
         return per_task + max(left, 0)
+
+    def _task_time_limit_s(self, index: int) -> float | None:
+        """The ``index``-th task's share of the budget's time goal (``Budget.time_limit_s``; None: no goal): what the
+        finished stages left of it, less the export's reserve, split evenly over this task and the ones after it."""
+        b = self.budget
+        if b.time_limit_s is None:
+            return None
+        spent_s = sum(rec.get("wall_s", 0.0) for rec in self.state["stages"].values() if rec.get("done"))
+        return max(b.time_limit_s - b.export_reserve_s - spent_s, 0.0) / (len(self.request.tasks) - index)
 
     def _task_reference(self, task, reference, patient, gait, folder: Path):
         """The motion the task imitates (:func:`~cloud_trainer.pipeline.predict.task_reference`), kept in the task's
@@ -558,6 +567,7 @@ class PipelineRun:
                 "complete": curriculum["complete"],
                 "samples": summary["training"]["samples"],
                 "wall_s": summary["training"]["wall_s"],
+                "stopped": summary["training"].get("stopped"),
                 "curriculum": curriculum,
             },
         )

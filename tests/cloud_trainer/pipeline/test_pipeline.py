@@ -211,3 +211,24 @@ def test_a_task_that_masters_every_level_early_leaves_its_samples_to_the_next(tm
     assert pipeline._task_budget_samples(1) == per_task + 500_000
     pipeline.state["stages"]["prediction/slope"]["samples"] = per_task + 1_024  # the last update ran over: no debt
     assert pipeline._task_budget_samples(1) == per_task
+
+
+def test_the_tasks_share_what_the_finished_stages_left_of_the_time_goal(tmp_path: Path) -> None:
+    request = PipelineRequest(input_path=tmp_path / "clip.stclip", out_dir=tmp_path / "run",
+                              tasks=("slope", "stairs"), budget="quick")  # fmt: skip
+    pipeline = PipelineRun(request, lambda event: None, threading.Event())
+    b = pipeline.budget
+    training_s = b.time_limit_s - b.export_reserve_s
+    pipeline.state = {"stages": {"reference": {"done": True, "wall_s": 10.0},
+                                 "adaptation": {"done": True, "wall_s": 250.0}}}  # fmt: skip
+    assert pipeline._task_time_limit_s(0) == pytest.approx((training_s - 260.0) / 2)
+    pipeline.state["stages"]["prediction/slope"] = {"done": False, "wall_s": 0.0}  # running: counted by its loop
+    assert pipeline._task_time_limit_s(0) == pytest.approx((training_s - 260.0) / 2)
+    pipeline.state["stages"]["prediction/slope"] = {"done": True, "wall_s": 300.0}  # stopped early: passes time on
+    assert pipeline._task_time_limit_s(1) == pytest.approx(training_s - 560.0)
+    pipeline.state["stages"]["adaptation"]["wall_s"] = 2 * b.time_limit_s  # a very slow machine: nothing left
+    assert pipeline._task_time_limit_s(1) == 0.0
+    smoke = PipelineRun(PipelineRequest(tmp_path / "clip.stclip", tmp_path / "smoke", budget="smoke"),
+                        lambda event: None, threading.Event())  # fmt: skip
+    smoke.state = {"stages": {}}
+    assert smoke._task_time_limit_s(0) is None  # tests stay reproducible: smoke has no time goal

@@ -132,3 +132,18 @@ def test_html_says_which_levels_the_model_learned_and_how_to_read_the_others(doc
     page = html.unescape(path.read_text())
     assert text in page
     assert ("not as proof that the patient cannot walk that level" in page) == (mastered < 5)
+    assert "this computer trained fewer samples" not in page
+
+
+def test_html_says_when_training_stopped_at_the_time_limit(documents, tmp_path) -> None:
+    ground, levels = documents
+    doc = build_report(
+        patient={"pseudonym": "P-1", "height_m": 1.75, "mass_kg": 70.0, "sex": "male", "affected_side": "left",
+                 "speed_m_s": 0.7, "stride_length_m": 0.8},
+        level_ground=ground, tasks={"stairs": [dict(levels[0], level=k) for k in range(1, 6)]},
+        training={"stairs": {"levels_mastered": 2, "stopped": "time limit reached"}},
+    )  # fmt: skip
+    path = tmp_path / "report.html"
+    write_report_html(doc, path)
+    page = html.unescape(path.read_text())
+    assert "within this run's time limit (this computer trained fewer samples" in page
