@@ -130,6 +130,7 @@ class StageTrainer:
 
     @property
     def out_of_time(self) -> bool:
+        """The stage's updates and checks have used its time limit (never without one)."""
         return self.time_limit_s is not None and self.counters_.wall_s >= self.time_limit_s
 
     @property
