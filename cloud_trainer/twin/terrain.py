@@ -76,13 +76,12 @@ class Terrain:
 
     def ground_height_m(self, x_m: np.ndarray | float, y_m: np.ndarray | float = 0.0) -> np.ndarray:
         """Height of the walking surface under world points (x, y), m; exact for the geoms :meth:`add_to_spec` adds."""
-        x = np.asarray(x_m, dtype=float)
-        y = np.broadcast_to(np.asarray(y_m, dtype=float), x.shape)
-        height = np.zeros(np.broadcast_shapes(x.shape, y.shape))
+        x, y = _points(x_m, y_m)
+        height = np.zeros(x.shape)
         if self.rise_m == 0.0:
             return height
         x0 = self.feature_start_x_m
-        on_course = (np.abs(y) <= COURSE_HALF_WIDTH_M) & (x >= x0) & (x < self.course_end_x_m)
+        on_course = self._on_course(x, y) & (x >= x0)
         if self.kind == "slope":
             surface = self.rise_m * np.clip((x - x0) / RAMP_LENGTH_M, 0.0, 1.0)
         else:
@@ -98,11 +97,13 @@ class Terrain:
         passes."""
         if self.kind != "stairs" or self.rise_m == 0.0:
             return self.ground_height_m(x_m, y_m)
-        x = np.asarray(x_m, dtype=float)
-        y = np.broadcast_to(np.asarray(y_m, dtype=float), x.shape)
-        on_course = (np.abs(y) <= COURSE_HALF_WIDTH_M) & (x < self.course_end_x_m)
+        x, y = _points(x_m, y_m)
         steps = np.clip((x - self.feature_start_x_m) / STAIR_TREAD_M + 0.5, 0.0, N_STAIR_STEPS)
-        return np.where(on_course, steps * self.step_height_m, 0.0)
+        return np.where(self._on_course(x, y), steps * self.step_height_m, 0.0)
+
+    def _on_course(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Points within the course's width and before the landing's end (beyond: the floor at z = 0)."""
+        return (np.abs(y) <= COURSE_HALF_WIDTH_M) & (x < self.course_end_x_m)
 
     def add_to_spec(self, spec: mujoco.MjSpec) -> None:
         """Add the floor plane and this course's boxes to the world body of ``spec``."""
@@ -130,6 +131,12 @@ class Terrain:
                 top = (k + 1) * self.step_height_m
                 _add_block(world, f"step_{k + 1}", x0 + k * STAIR_TREAD_M, x0 + (k + 1) * STAIR_TREAD_M, top, rgba)
         _add_block(world, "landing", self.feature_end_x_m, self.course_end_x_m, self.rise_m, rgba)
+
+
+def _points(x_m: np.ndarray | float, y_m: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """World points as float arrays of one shape (``y`` broadcast to ``x``'s)."""
+    x = np.asarray(x_m, dtype=float)
+    return x, np.broadcast_to(np.asarray(y_m, dtype=float), x.shape)
 
 
 def _add_block(world: mujoco.MjsBody, name: str, x_start: float, x_end: float, top_m: float, rgba) -> None:
