@@ -150,14 +150,15 @@ def test_rays_see_the_stairs_ahead(stand) -> None:
 def test_pelvis_height_on_stairs_is_measured_from_the_pitch_line(stand) -> None:
     """A pelvis carried level over a 15 cm riser: its height above the surface changes by the pitch line's 1 cm
     over those 2 cm, not by the riser (the root-stability reward and the fall rule read it)."""
-    riser_x = RUN_IN_M + 3 * STAIR_TREAD_M
+    riser_x, offset_m = RUN_IN_M + 3 * STAIR_TREAD_M, 0.01
     env = _standing_env(stand, terrain="stairs:5", start_x_range_m=(riser_x, riser_x))
     env.reset()
-    env._qpos[:, 0] = [riser_x - 0.01, riser_x + 0.01]
+    env._qpos[:, 0] = [riser_x - offset_m, riser_x + offset_m]
     env._qpos[:, 2] = env._qpos[0, 2]
     env.batch.forward(np.arange(2, dtype=np.int32), stage=mujoco.mjtStage.mjSTAGE_POS)
     m = env._measure(slice(None), env._reference(env._time_s(), kinematic_targets=False))
-    assert m.root_height_m[0] - m.root_height_m[1] == pytest.approx(0.15 / STAIR_TREAD_M * 0.02)
+    pitch = env.terrain.step_height_m / STAIR_TREAD_M
+    assert m.root_height_m[0] - m.root_height_m[1] == pytest.approx(pitch * 2 * offset_m)
     env.close()
 
 
