@@ -189,12 +189,12 @@ def _coverage(training: Mapping, n_levels: int) -> str:
     if mastered >= n_levels:
         return f"<p>The model mastered all {n_levels} levels in training.</p>"
     done = f"levels 1 to {mastered}" if mastered > 1 else ("level 1" if mastered == 1 else "no level")
-    budget = "compute budget"
+    limit = "compute budget"
     if training.get("stopped") == "time limit reached":
-        budget = "time limit (this computer trained fewer samples than the budget allows within it)"
+        limit = "time limit (this computer trained fewer samples than the budget allows within it)"
     return (
         f"<p><b>The model mastered {done} in training.</b> The levels above were not mastered within this run's "
-        f"{budget}: read a fall or an unreached top there as the limit of what was learned, not as proof that "
+        f"{limit}: read a fall or an unreached top there as the limit of what was learned, not as proof that "
         "the patient cannot walk that level.</p>"
     )
 

@@ -567,7 +567,7 @@ class PipelineRun:
                 "complete": curriculum["complete"],
                 "samples": summary["training"]["samples"],
                 "wall_s": summary["training"]["wall_s"],
-                "stopped": summary["training"].get("stopped"),
+                "stopped": summary["training"]["stopped"],
                 "curriculum": curriculum,
             },
         )
