@@ -78,11 +78,14 @@ def upload(
     return stubs.clips.UploadClip(upload_requests(data, sha256, offset, chunk_bytes, stop_at))
 
 
-def upload_with_retries(stubs: Stubs, data: bytes, *, chunk_bytes: int = 64 * 1024) -> clips_pb2.UploadClipResponse:
-    """Resume until accepted; ABORTED (the previous stream is still being closed by the server) is retried."""
+def upload_with_retries(
+    stubs: Stubs, data: bytes, *, chunk_bytes: int = 64 * 1024, stop_at: int | None = None, offset: int | None = None
+) -> clips_pb2.UploadClipResponse:
+    """:func:`upload`, retried while the server answers ABORTED: it is still closing the previous stream of this clip
+    (it acknowledges that stream's bytes before it lets the clip go)."""
     for _ in range(50):
         try:
-            return upload(stubs, data, chunk_bytes=chunk_bytes)
+            return upload(stubs, data, chunk_bytes=chunk_bytes, stop_at=stop_at, offset=offset)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.ABORTED:
                 raise
