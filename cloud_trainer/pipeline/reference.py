@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from cloud_trainer.errors import AnthropometryError, TrainerError
+from cloud_trainer.hashing import file_sha256
 from cloud_trainer.motion.cleanup import FootContactCleaner
 from cloud_trainer.motion.errors import MotionError
 from cloud_trainer.motion.filling import PhaseLockedFiller
@@ -386,6 +387,10 @@ class PatientReferenceBuilder:
             patient = PatientInfo(None, Anthropometry(), None)
             notes = [f"a motion file carries no patient data: the twin's default body ({_body(patient)}) is used"]
             gait = None
+        # Outputs name the input by its content, never by its path: a file name may hold the patient's name.
+        input_sha256 = file_sha256(input_path)
+        label = f"{input_path.suffix.lstrip('.').lower()} sha256:{input_sha256[:16]}"
+        trajectory = trajectory.with_values(source=label)
         if trajectory.duration_s > self.max_walk_s:
             trajectory = trajectory.slice(0, round(self.max_walk_s * trajectory.sampling_rate_hz))
         kinematics = LightKinematics(twin_skeleton(patient.anthropometry))
@@ -407,11 +412,11 @@ class PatientReferenceBuilder:
         if gait is None:
             gait = ObservedGait(float(cycle.meta["speed_m_s"]), float(cycle.meta["stride_length_m"]), "reference cycle")
         self.patient_, self.gait_, self.trajectory_, self.cycle_ = patient, gait, trajectory, cycle
-        self.reference_ = reference_on_twin(cycle, patient.anthropometry, name=patient.pseudonym or input_path.stem)
+        self.reference_ = reference_on_twin(cycle, patient.anthropometry, name=patient.pseudonym or label)
         self.notes_ = notes
         segmenter = builder.segmenter_
         self.summary_ = {
-            "input": str(input_path),
+            "input_sha256": input_sha256,
             "patient": patient.to_json(),
             "gait": dataclasses.asdict(gait),
             "walking_window_s": [float(trajectory.time_s[0]), float(trajectory.time_s[-1])],

@@ -576,7 +576,8 @@ class PipelineRun:
         stages = self.state["stages"]
         return _jsonable({
             "schema": TRAINING_FORMAT,
-            "request": self.state["request"],
+            # the input by its hash alone: its path stays in run.json (a file name may hold the patient's name)
+            "request": {k: v for k, v in self.state["request"].items() if k != "input"},
             "budget": dataclasses.asdict(self.budget),
             "invocations": self.state["invocations"],
             "stages": {name: dict(rec) for name, rec in stages.items()},

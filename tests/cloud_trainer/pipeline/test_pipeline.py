@@ -52,7 +52,7 @@ def wait_for(path: Path, process: subprocess.Popen, timeout_s: float) -> None:
 
 @pytest.mark.slow
 def test_smoke_run_killed_mid_training_resumes_and_writes_every_artifact(tmp_path: Path) -> None:
-    raw = virtual_clip(tmp_path, "walk")
+    raw = virtual_clip(tmp_path, "jane_doe_1950-03-14")  # clinics name files after patients
     out = tmp_path / "run"
     started = time.monotonic()
     first = subprocess.Popen(
@@ -110,6 +110,11 @@ def test_smoke_run_killed_mid_training_resumes_and_writes_every_artifact(tmp_pat
     assert "hip swing" in stairs_ref["source"]
     assert "hip swing" not in slope_ref["source"]
     assert (out / "prediction" / "stairs" / "reference.npz").is_file()
+    # what leaves the trainer names the clip by its content: no path, no file name (they may hold a patient's name)
+    for path in [out / "report.json", out / "report.html", out / TRAINING_NAME, *(out / "policies").glob("*.json")]:
+        text = path.read_text()
+        for secret in (str(tmp_path), "jane", "1950"):
+            assert secret not in text, path.name
 
     # the same folder with another request is refused before anything runs
     with pytest.raises(PipelineStateError, match=r"another request .*method"):

@@ -4,6 +4,8 @@ from a virtual hemiparetic clip (asymmetry kept, unmeasured joints filled at low
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,8 @@ from sensor_drivers.recording.clipfile import ClipWriter, read_clip
 from .clips import analysed_clip
 
 SEGMENTS = ("pelvis", "thigh_r", "thigh_l", "shank_r", "shank_l")
+#: Clinics name files after patients: the clip's file name holds a name and a birth date.
+FILE_STEM = "jane_doe_1950-03-14"
 
 
 def random_poses(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -79,12 +83,12 @@ def test_signs_follow_the_clinical_conventions() -> None:
 
 @pytest.fixture(scope="module")
 def patient_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return analysed_clip(tmp_path_factory.mktemp("patient"), "hemiparetic")
+    return analysed_clip(tmp_path_factory.mktemp("patient"), FILE_STEM)
 
 
 @pytest.fixture(scope="module")
 def raw_patient_clip(patient_clip: Path) -> Path:
-    return patient_clip.with_name("hemiparetic.raw.stclip")
+    return patient_clip.with_name(f"{FILE_STEM}.raw.stclip")
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +114,17 @@ def test_reference_from_a_hemiparetic_clip_keeps_its_asymmetry(built: PatientRef
         assert ref.joint_weights[JOINT_INDEX[joint]] == pytest.approx(FILLED_WEIGHT)
         assert ref.notes[joint] == "filled from healthy pattern"
     assert ref.joint_weights[JOINT_INDEX["knee_flexion_l"]] == 1.0
+
+
+def test_the_reference_names_its_input_by_content_never_by_its_file_name(
+    built: PatientReferenceBuilder, patient_clip: Path
+) -> None:
+    sha256 = hashlib.sha256(patient_clip.read_bytes()).hexdigest()
+    assert built.reference_.source.startswith(f"patient clip stclip sha256:{sha256[:16]}")
+    assert built.summary_["input_sha256"] == sha256
+    for text in (built.reference_.name, built.reference_.source, json.dumps(built.summary_)):
+        for secret in ("jane", "1950"):
+            assert secret not in text
 
 
 def test_reference_files_round_trip(built: PatientReferenceBuilder, tmp_path: Path) -> None:
