@@ -92,6 +92,7 @@ class PipelineRun:
         self.samples_total = self.budget.samples_for(len(request.tasks))
         self._samples_this_run = 0
         self._train_s_this_run = 0.0
+        self._stage_started: float | None = None  # when the training stage under way began (this invocation)
 
     # ------------------------------------------------------------------ state file
 
@@ -151,6 +152,7 @@ class PipelineRun:
             record["samples"] = samples
         record.update(extra, done=True)
         record["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        self._stage_started = None
         self._save_state()
 
     # ------------------------------------------------------------------ progress
@@ -159,6 +161,10 @@ class PipelineRun:
         done = self._samples_done()
         rate = self._samples_this_run / self._train_s_this_run if self._train_s_this_run > 0 else None
         eta = (self.samples_total - done) / rate if rate else None
+        time_left_s = self._training_time_left_s()
+        if eta is not None and time_left_s is not None and self._stage_started is not None:
+            # the time goal ends training sooner than the samples would on a slow machine
+            eta = min(eta, time_left_s - (time.monotonic() - self._stage_started))
         self.on_progress(
             ProgressEvent(
                 stage, message, task, level, done, self.samples_total, round(time.monotonic() - self.started, 2),
@@ -177,6 +183,7 @@ class PipelineRun:
         """An ``on_update`` callback for a training stage: counts samples and emits a progress event."""
         record = self._stage(name)
         last = {"samples": record.get("samples", 0), "wall_s": None}
+        self._stage_started = time.monotonic()
 
         def on_update(row: dict) -> None:
             new = row["samples"] - last["samples"]
@@ -401,11 +408,16 @@ class PipelineRun:
     def _task_time_limit_s(self, index: int) -> float | None:
         """The ``index``-th task's share of the budget's time goal (``Budget.time_limit_s``; None: no goal): what the
         finished stages left of it, less the export's reserve, split evenly over this task and the ones after it."""
+        left_s = self._training_time_left_s()
+        return None if left_s is None else left_s / (len(self.request.tasks) - index)
+
+    def _training_time_left_s(self) -> float | None:
+        """What the finished stages left of the time goal for training, s (None: no goal)."""
         b = self.budget
         if b.time_limit_s is None:
             return None
         spent_s = sum(rec.get("wall_s", 0.0) for rec in self.state["stages"].values() if rec.get("done"))
-        return max(b.time_limit_s - b.export_reserve_s - spent_s, 0.0) / (len(self.request.tasks) - index)
+        return max(b.time_limit_s - b.export_reserve_s - spent_s, 0.0)
 
     def _task_reference(self, task, reference, patient, gait, folder: Path):
         """The motion the task imitates (:func:`~cloud_trainer.pipeline.predict.task_reference`), kept in the task's

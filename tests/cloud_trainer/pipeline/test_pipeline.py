@@ -205,6 +205,29 @@ def test_progress_display_updates_one_line_on_a_terminal_and_prints_lines_otherw
     assert "\r" not in plain.getvalue()
 
 
+def test_the_eta_counts_the_time_goal_on_a_machine_too_slow_for_the_samples(tmp_path: Path) -> None:
+    events = []
+    request = PipelineRequest(input_path=tmp_path / "clip.stclip", out_dir=tmp_path / "run",
+                              tasks=("slope", "stairs"), budget="quick")  # fmt: skip
+    pipeline = PipelineRun(request, events.append, threading.Event())
+    b = pipeline.budget
+    pipeline.state = {"stages": {"reference": {"done": True, "wall_s": 10.0},
+                                 "adaptation": {"done": True, "wall_s": 250.0, "samples": b.adaptation_samples}}}
+    pipeline._samples_this_run, pipeline._train_s_this_run = 100_000, 100.0  # 1000 samples/s: far too slow
+    pipeline._stage_started = time.monotonic() - 60.0  # the slope task began a minute ago
+    pipeline._emit(Stage.PREDICTION, "slope", "slope", 1)
+    by_samples_s = (pipeline.samples_total - b.adaptation_samples) / 1000.0
+    by_time_s = b.time_limit_s - b.export_reserve_s - 260.0 - 60.0
+    assert by_time_s < by_samples_s
+    assert events[-1].eta_s == pytest.approx(by_time_s, abs=1.0)
+    smoke = PipelineRun(PipelineRequest(tmp_path / "clip.stclip", tmp_path / "smoke", budget="smoke"),
+                        events.append, threading.Event())  # fmt: skip
+    smoke.state, smoke._stage_started = {"stages": {}}, time.monotonic()
+    smoke._samples_this_run, smoke._train_s_this_run = 1_000, 10.0
+    smoke._emit(Stage.ADAPTATION, "adaptation")
+    assert events[-1].eta_s == pytest.approx(smoke.samples_total / 100.0, abs=0.1)  # no goal: the samples decide
+
+
 def test_a_task_that_masters_every_level_early_leaves_its_samples_to_the_next(tmp_path: Path) -> None:
     request = PipelineRequest(input_path=tmp_path / "clip.stclip", out_dir=tmp_path / "run",
                               tasks=("slope", "stairs"), budget="quick")  # fmt: skip
