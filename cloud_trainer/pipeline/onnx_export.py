@@ -47,6 +47,7 @@ from cloud_trainer.envs.constants import (
 )
 from cloud_trainer.errors import TrainerError
 from cloud_trainer.learn.ppo import GaussianPolicy
+from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.pipeline.onnx_policy import MANIFEST_SCHEMA, OnnxPolicy, manifest_path_for
 from cloud_trainer.pipeline.rollout import EvalSetting, PolicyLike, run_rollouts
 from cloud_trainer.twin.actuation import KV_PER_KP_S, SATURATION_ANGLE_RAD
@@ -223,6 +224,24 @@ def _random_observations(policy: GaussianPolicy, n: int, seed: int) -> np.ndarra
     return np.concatenate([around, plain]).astype(np.float32)
 
 
+def _reference_frames(reference: ReferenceMotion) -> dict:
+    """The reference's poses and how to read them at a walking instant: the PD targets are the reference's joint
+    angles plus the policy's residuals, so a runner without the trainer's files needs them (the bedside)."""
+    return {
+        "dt_s": reference.dt_s,
+        "cyclic": reference.cyclic,
+        "qpos_layout": "root position (m, world), root orientation quat_wxyz, joint angles (rad, action.joint_names)",
+        "qpos": np.round(reference.qpos, 6).tolist(),
+        "cycle_offset_m": np.round(reference.cycle_offset_m, 6).tolist(),
+        "clip_time": (
+            "t_clip = t_clip,0 + t × cycle_period_s × goal speed / goal stride (t: s walked; 1 s a second at the "
+            "reference's own speed and stride); frames linearly interpolated, a cyclic motion wrapping after its "
+            "last frame to the first, its root moved on by cycle_offset_m each cycle"
+        ),
+        "phase": "t_clip / cycle_period_s mod 1; the observation's phase block holds sin and cos of 2π·phase",
+    }
+
+
 def _manifest(
     policy: GaussianPolicy, setting: EvalSetting, onnx_path: Path, model_bytes: bytes, provenance: dict | None
 ) -> dict:
@@ -311,6 +330,7 @@ def _manifest(
             "speed_m_s": reference.speed_m_s,
             "stride_length_m": reference.stride_length_m,
             "cycle_period_s": reference.cycle_period_s,
+            "frames": _reference_frames(reference),
         },
         "task_config": task_config_document(config),
         "provenance": provenance or {},

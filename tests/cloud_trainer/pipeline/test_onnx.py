@@ -106,6 +106,21 @@ def test_manifest_describes_the_policy(exported):
     assert model.opset_import[0].version == OPSET
 
 
+def test_manifest_carries_the_reference_frames_a_runner_needs_for_its_pd_targets(exported, setting):
+    frames = exported.manifest["reference"]["frames"]
+    reference = setting.references[0]
+    qpos = np.array(frames["qpos"])
+    np.testing.assert_allclose(qpos, reference.qpos, atol=1e-6)
+    assert (frames["dt_s"], frames["cyclic"]) == (reference.dt_s, True)
+    # the documented reading (linear between frames, wrapping after the last) gives the trainer's own targets
+    clip_time_s = np.array([0.0, 0.37, reference.cycle_period_s - 0.5 * reference.dt_s, 2.3 * reference.cycle_period_s])
+    position = (clip_time_s / frames["dt_s"]) % len(qpos)
+    i0 = np.floor(position).astype(int)
+    alpha = (position - i0)[:, None]
+    joints = (1 - alpha) * qpos[i0, 7:] + alpha * qpos[(i0 + 1) % len(qpos), 7:]
+    np.testing.assert_allclose(joints, reference.sample(clip_time_s).qpos[:, 7:], atol=1e-5)
+
+
 def test_runner_needs_no_torch(exported):
     code = (
         "import sys, numpy as np\n"
