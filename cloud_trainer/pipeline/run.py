@@ -97,9 +97,10 @@ class PipelineRun:
     # ------------------------------------------------------------------ state file
 
     def _identity(self) -> dict[str, Any]:
+        """The request as ``run.json`` records it and ``training.json`` and the report copy it: the input by its
+        SHA-256, never by its path (a file name may hold the patient's name; a resumed run is matched by content)."""
         r = self.request
         return {
-            "input": str(Path(r.input_path).resolve()),
             "input_sha256": file_sha256(Path(r.input_path)) if Path(r.input_path).is_file() else None,
             "tasks": list(r.tasks),
             "budget": r.budget,
@@ -121,10 +122,9 @@ class PipelineRun:
                 ) from None
             if state.get("format") != RUN_FORMAT:
                 raise PipelineStateError(f"{path}: not a {RUN_FORMAT!r} run record; choose another directory")
-            theirs = {k: state["request"].get(k) for k in identity if k != "input"}
-            ours = {k: v for k, v in identity.items() if k != "input"}
-            if theirs != ours:
-                differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+            theirs = {k: state["request"].get(k) for k in identity}
+            if theirs != identity:
+                differ = sorted(k for k in identity if theirs.get(k) != identity[k])
                 raise PipelineStateError(
                     f"{self.out} holds a run of another request (differs in {', '.join(differ)}); resume it with the "
                     "same input and options, or choose another directory"
@@ -588,8 +588,7 @@ class PipelineRun:
         stages = self.state["stages"]
         return _jsonable({
             "schema": TRAINING_FORMAT,
-            # the input by its hash alone: its path stays in run.json (a file name may hold the patient's name)
-            "request": {k: v for k, v in self.state["request"].items() if k != "input"},
+            "request": self.state["request"],
             "budget": dataclasses.asdict(self.budget),
             "invocations": self.state["invocations"],
             "stages": {name: dict(rec) for name, rec in stages.items()},
