@@ -19,6 +19,7 @@ from cloud_trainer.pipeline.onnx_export import OPSET, OnnxExportError, export_on
 from cloud_trainer.pipeline.onnx_policy import MANIFEST_SCHEMA, OnnxPolicy, OnnxPolicyError
 from cloud_trainer.pipeline.rollout import EvalSetting, run_rollouts
 from cloud_trainer.twin.anthropometry import Anthropometry
+from cloud_trainer.twin.constants import N_ROOT_QPOS
 
 PATIENT = Anthropometry(height_m=1.62, mass_kg=58.0, sex="female")
 
@@ -117,8 +118,9 @@ def test_manifest_carries_the_reference_frames_a_runner_needs_for_its_pd_targets
     position = (clip_time_s / frames["dt_s"]) % len(qpos)
     i0 = np.floor(position).astype(int)
     alpha = (position - i0)[:, None]
-    joints = (1 - alpha) * qpos[i0, 7:] + alpha * qpos[(i0 + 1) % len(qpos), 7:]
-    np.testing.assert_allclose(joints, reference.sample(clip_time_s).qpos[:, 7:], atol=1e-5)
+    j = N_ROOT_QPOS  # joint angles follow the root's position and orientation
+    joints = (1 - alpha) * qpos[i0, j:] + alpha * qpos[(i0 + 1) % len(qpos), j:]
+    np.testing.assert_allclose(joints, reference.sample(clip_time_s).qpos[:, j:], atol=1e-5)
 
 
 def test_runner_needs_no_torch(exported):

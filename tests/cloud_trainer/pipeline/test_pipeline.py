@@ -214,10 +214,12 @@ def test_the_eta_counts_the_time_goal_on_a_machine_too_slow_for_the_samples(tmp_
     pipeline.state = {"stages": {"reference": {"done": True, "wall_s": 10.0},
                                  "adaptation": {"done": True, "wall_s": 250.0, "samples": b.adaptation_samples}}}
     pipeline._samples_this_run, pipeline._train_s_this_run = 100_000, 100.0  # 1000 samples/s: far too slow
-    pipeline._stage_started = time.monotonic() - 60.0  # the slope task began a minute ago
+    slope_s = 60.0  # the slope task began a minute ago
+    pipeline._stage_started = time.monotonic() - slope_s
     pipeline._emit(Stage.PREDICTION, "slope", "slope", 1)
     by_samples_s = (pipeline.samples_total - b.adaptation_samples) / 1000.0
-    by_time_s = b.time_limit_s - b.export_reserve_s - 260.0 - 60.0
+    finished_s = sum(record["wall_s"] for record in pipeline.state["stages"].values())
+    by_time_s = b.time_limit_s - b.export_reserve_s - finished_s - slope_s
     assert by_time_s < by_samples_s
     assert events[-1].eta_s == pytest.approx(by_time_s, abs=1.0)
     smoke = PipelineRun(PipelineRequest(tmp_path / "clip.stclip", tmp_path / "smoke", budget="smoke"),
