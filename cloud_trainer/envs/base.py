@@ -60,7 +60,7 @@ from cloud_trainer.twin.constants import (
 )
 from cloud_trainer.twin.kinematics import quat_yaw_rad, rotate_into_heading
 from cloud_trainer.twin.model import CONTACT_SENSOR, PHYSICS_TIMESTEP_S, build_twin
-from cloud_trainer.twin.terrain import TERRAIN_GEOM_GROUP, get_terrain
+from cloud_trainer.twin.terrain import TERRAIN_GEOM_GROUP, Terrain, get_terrain
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class TwinVecEnv(VectorEnv):
         self.config = config or self.default_config()
         self.twin = build_twin(anthropometry, self.config.terrain)
         self.terrain = self.twin.terrain
-        self.bank = ReferenceBank(references)
+        self.bank = ReferenceBank(self.imitated(references, self.twin.model, self.terrain))
         for group in ("goal_terms", "imitation_terms"):
             for term in getattr(self.config, group):
                 self._term_method(f"_reward_{term}")
@@ -563,6 +563,15 @@ class TwinVecEnv(VectorEnv):
         self._obs[:, -1] = frame
 
     # ------------------------------------------------------------------ reward
+
+    @classmethod
+    def imitated(
+        cls, references: Sequence[ReferenceMotion], model: mujoco.MjModel, terrain: Terrain
+    ) -> list[ReferenceMotion]:
+        """The motions this task's episodes imitate on ``terrain``, made from ``references`` (played on ``model``):
+        here the references as given. A runner outside the trainer needs them for its PD targets (the ONNX manifest
+        holds them)."""
+        return list(references)
 
     def _term_method(self, name: str):
         method = getattr(self, name, None)

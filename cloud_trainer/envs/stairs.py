@@ -7,16 +7,20 @@ is two treads: step-over-step climbing puts one foot on every tread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from types import SimpleNamespace
 
+import mujoco
 import numpy as np
 
 from cloud_trainer.envs.base import LocomotionConfig
 from cloud_trainer.envs.walk import WalkEnv
 from cloud_trainer.envs.walk import default_config as walk_config
+from cloud_trainer.motion.climb import climbing
+from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.twin.constants import FOOT_BODIES
-from cloud_trainer.twin.terrain import N_STAIR_STEPS, STAIR_HEIGHTS_M, STAIR_TREAD_M
+from cloud_trainer.twin.terrain import N_STAIR_STEPS, STAIR_HEIGHTS_M, STAIR_TREAD_M, Terrain
 
 LEVELS = tuple(range(1, len(STAIR_HEIGHTS_M) + 1))
 #: Stair ascent of healthy adults is slower than level walking: about 0.4-0.8 m/s horizontal progress.
@@ -36,6 +40,11 @@ STEP_CUE_CLEARANCE_TOLERANCE_M = 0.01
 #: foot in stance (≈ 0) is not: a foot placed on a 30 cm tread has the next riser within 5 cm of its front for most
 #: of its stance, and asking it to rise there rewarded lifting the supporting foot early (kicked back behind the body).
 STEP_CUE_SWING_SPEED_M_S = 0.2
+#: Risers from which the stairs imitate the reference climbing them (levels 3-5, 7.5 cm and up). Measured
+#: (docs/pipeline.md, "Stairs above 3.75 cm"): with the level gait both twins master 3.75 cm and neither 7.5 cm within
+#: `quick`; with the climbing reference at 7.5 cm the healthy twin's checks fell in 38-55 % of walks instead of 97 %,
+#: while climbing 3.75 cm slowed the hemiparetic twin there (its weak knee asked to lift the body).
+CLIMBING_FROM_RISER_M = 0.05
 #: Weight of the cue when a curriculum switches it on (``guidance_terms={"step_cue": STEP_CUE_WEIGHT}``): a fifth of
 #: the largest per-step task reward (1), enough to matter early, small beside the imitation and goal terms.
 STEP_CUE_WEIGHT = 0.2
@@ -70,6 +79,19 @@ class StairsEnv(WalkEnv):
         self._geom_xpos = self.batch.bind("geom_xpos")
         self._forefoot_ids = np.array([self.model.geom(f"forefoot_{b[-1]}").id for b in FOOT_BODIES])
         self._forefoot_radius_m = self.model.geom_size[self._forefoot_ids, 0]
+
+    @classmethod
+    def imitated(
+        cls, references: Sequence[ReferenceMotion], model: mujoco.MjModel, terrain: Terrain
+    ) -> list[ReferenceMotion]:
+        """On risers of ``CLIMBING_FROM_RISER_M`` and more, each travelling reference climbing them with its own gait
+        (:func:`~cloud_trainer.motion.climb.climbing`): a stride of ``s`` metres rises ``s / tread`` risers. Lower
+        risers (and level 1) imitate the references as given."""
+        step_m = terrain.step_height_m
+        if step_m < CLIMBING_FROM_RISER_M:
+            return list(references)
+        return [climbing(r, model, step_m * r.stride_length_m / STAIR_TREAD_M) if r.speed_m_s > 0 else r
+                for r in references]  # fmt: skip
 
     def _guidance_step_cue(self, m: SimpleNamespace) -> np.ndarray:
         """The paper's minimal terrain cue, per foot, mean over both: 1 where no riser lies within

@@ -45,6 +45,7 @@ from cloud_trainer.envs.constants import (
     N_SUBSTEPS,
     OBSERVATION_WIDTH,
 )
+from cloud_trainer.envs.registry import ENVIRONMENTS
 from cloud_trainer.errors import TrainerError
 from cloud_trainer.learn.ppo import GaussianPolicy
 from cloud_trainer.motion.reference import ReferenceMotion
@@ -251,7 +252,8 @@ def _manifest(
     anthropometry = setting.anthropometry or Anthropometry()
     twin = build_twin(anthropometry, config.terrain)
     speed, stride = setting.resolved_goal()
-    reference = setting.references[0]
+    # the motion the policy imitates on this course (on high stairs: the reference climbing them)
+    reference = ENVIRONMENTS[setting.task][0].imitated(setting.references, twin.model, twin.terrain)[0]
     ceiling = dict(zip(JOINT_NAMES, np.round(twin.torque_ceiling_nm, 4).tolist(), strict=True))
     model = onnx.load_from_string(model_bytes)
     return {

@@ -19,6 +19,7 @@ from cloud_trainer.envs.constants import (
     frame_slices,
 )
 from cloud_trainer.envs.registry import ENV_NAMES, make_env
+from cloud_trainer.envs.stairs import CLIMBING_FROM_RISER_M, StairsEnv
 from cloud_trainer.envs.walk import WalkEnv, default_config
 from cloud_trainer.errors import UnknownNameError
 from cloud_trainer.motion.synthetic import sinusoidal_gait_reference, standing_reference
@@ -258,6 +259,18 @@ def test_bad_levels_and_configs_are_refused(gait) -> None:
 def test_slope_and_stairs_levels_pick_their_course(gait) -> None:
     assert make_env("slope", [gait], level=3, n_envs=1, n_threads=1).terrain.name == "slope:3"
     assert make_env("stairs", [gait], n_envs=1, n_threads=1).terrain.name == "stairs:5"
+
+
+def test_stairs_from_7_5_cm_imitate_their_references_climbing_a_riser_per_tread_of_stride(gait) -> None:
+    for level in (1, 2):  # no risers, 3.75 cm: the level gait as given
+        assert make_env("stairs", [gait], level=level, n_envs=1, n_threads=1).bank.motions[0] is gait
+    env = make_env("stairs", [gait], level=3, n_envs=1, n_threads=1)
+    assert env.terrain.step_height_m >= CLIMBING_FROM_RISER_M
+    rise_m = env.terrain.step_height_m * gait.stride_length_m / STAIR_TREAD_M
+    assert env.bank.motions[0].source.endswith(f"climbing {rise_m * 100:.1f} cm a stride")
+    # what a runner outside the trainer is given for its PD targets is what the episodes imitate
+    imitated = StairsEnv.imitated([gait], env.twin.model, env.terrain)[0]
+    np.testing.assert_array_equal(imitated.qpos, env.bank.motions[0].qpos)
 
 
 def test_playing_the_reference_itself_earns_the_full_goal_and_imitation_reward(gait) -> None:

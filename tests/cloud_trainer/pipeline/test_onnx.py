@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from cloud_trainer.envs.constants import ACTION_LAYOUT, CONTROL_PERIOD_S, FRAME_LAYOUT, OBSERVATION_WIDTH
+from cloud_trainer.envs.registry import make_env
 from cloud_trainer.learn.ppo import GaussianPolicy, PPOArgs
 from cloud_trainer.pipeline.onnx_export import OPSET, OnnxExportError, export_onnx
 from cloud_trainer.pipeline.onnx_policy import MANIFEST_SCHEMA, OnnxPolicy, OnnxPolicyError
@@ -109,7 +110,11 @@ def test_manifest_describes_the_policy(exported):
 
 def test_manifest_carries_the_reference_frames_a_runner_needs_for_its_pd_targets(exported, setting):
     frames = exported.manifest["reference"]["frames"]
-    reference = setting.references[0]
+    # what the trainer's episodes imitate at the manifest's level (stairs 7.5 cm: the reference climbing them)
+    env = make_env("stairs", setting.references, level=3, anthropometry=PATIENT, n_envs=1, n_threads=1)
+    reference = env.bank.motions[0]
+    assert reference is not setting.references[0]
+    assert exported.manifest["reference"]["source"] == reference.source
     qpos = np.array(frames["qpos"])
     np.testing.assert_allclose(qpos, reference.qpos, atol=1e-6)
     assert (frames["dt_s"], frames["cyclic"]) == (reference.dt_s, True)
