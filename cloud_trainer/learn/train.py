@@ -150,6 +150,8 @@ class Trainer:
         train_args: run directory, budgets, checkpoint cadence, threads, seed.
         metadata: JSON-able description of the run (task, references, command), saved in every checkpoint.
         on_checkpoint: called after every checkpoint with the trainer (e.g. to export weights beside it).
+        initialise: called once with the new :class:`PPO` of a fresh run (never on resumption, which loads the
+            checkpoint), e.g. to start it from trained weights.
     """
 
     def __init__(
@@ -159,12 +161,14 @@ class Trainer:
         train_args: TrainArgs,
         metadata: dict | None = None,
         on_checkpoint: Callable[[Trainer], None] | None = None,
+        initialise: Callable[[PPO], None] | None = None,
     ) -> None:
         self.make_env = make_env
         self.ppo_args = ppo_args
         self.train_args = train_args
         self.metadata = dict(metadata or {})
         self.on_checkpoint = on_checkpoint
+        self.initialise = initialise
         self.counters_ = Counters()
         self.stop_reason_ = ""
         self.ppo_: PPO | None = None
@@ -208,6 +212,8 @@ class Trainer:
             self._trim_log(self.counters_.updates)
             log.info("resumed %s at update %d, %d samples", out, self.counters_.updates, self.counters_.samples)
         else:
+            if self.initialise is not None:
+                self.initialise(self.ppo_)
             self._trim_log(0)
         self.counters_.invocations += 1
         obs, _ = env.reset()

@@ -302,13 +302,13 @@ class PipelineRun:
         return ppo, doc
 
     def _prediction(self, reference, patient, gait, adapted_ppo: PPO) -> dict[str, dict]:
+        from cloud_trainer.learn.terrain_view import blind_to_terrain
         from cloud_trainer.pipeline.bc import BC_DECAY_FRACTION, BCLoss
         from cloud_trainer.pipeline.curriculum import Curriculum
         from cloud_trainer.pipeline.gail import Discriminator, features
         from cloud_trainer.pipeline.loop import StageTrainer
         from cloud_trainer.pipeline.policy import load_policy, ppo_from_policy, save_policy
         from cloud_trainer.pipeline.predict import deterministic_episodes, make_task_env, task_config, task_goal
-        from cloud_trainer.pipeline.terrain_view import blind_to_terrain
 
         b = self.budget
         root = self.out / "prediction"

@@ -1,4 +1,4 @@
-"""Task policies start blind to the terrain rays (cloud_trainer.pipeline.terrain_view)."""
+"""Task policies start blind to the terrain rays (cloud_trainer.learn.terrain_view)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from cloud_trainer.envs.constants import ACTION_WIDTH, FRAME_WIDTH, OBSERVATION_WIDTH, frame_slices
 from cloud_trainer.learn.ppo import PPO, PPOArgs
-from cloud_trainer.pipeline.terrain_view import TERRAIN_RAY_SCALE_M, blind_to_terrain, terrain_ray_columns
+from cloud_trainer.learn.terrain_view import TERRAIN_RAY_SCALE_M, blind_to_terrain, terrain_ray_columns
 
 SMALL = PPOArgs(policy_hidden=(32, 32), value_hidden=(16,))
 
