@@ -15,11 +15,14 @@ import logging
 from pathlib import Path
 
 from cloud_trainer.atlas.references import atlas_references, library_path
-from cloud_trainer.atlas.weights import manifest, save_atlas
+from cloud_trainer.atlas.terrain import Course, make_terrain_atlas_env
+from cloud_trainer.atlas.weights import load_atlas, manifest, save_atlas
 from cloud_trainer.envs.base import LocomotionConfig
+from cloud_trainer.envs.mixed import MixedVecEnv
 from cloud_trainer.envs.walk import WalkEnv, default_config
 from cloud_trainer.hashing import file_sha256
-from cloud_trainer.learn.ppo import PPOArgs
+from cloud_trainer.learn.ppo import PPO, PPOArgs
+from cloud_trainer.learn.terrain_view import blind_to_terrain
 from cloud_trainer.learn.train import TrainArgs, Trainer
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.twin.anthropometry import Anthropometry
@@ -79,10 +82,17 @@ def train_atlas(
     seed: int = 0,
     command: str = "",
     data: dict | None = None,
+    mix: tuple[Course, ...] | None = None,
+    init_from: Path | None = None,
 ) -> Trainer:
     """Train (or continue training) the atlas in ``out_dir`` until a budget is spent; returns the finished
     :class:`Trainer` (``counters_``, ``stop_reason_``). ``references`` default to the healthy motion library's
-    (its file name and checksum are then recorded); ``data`` describes given references for the manifest."""
+    (its file name and checksum are then recorded); ``data`` describes given references for the manifest.
+
+    ``mix`` trains the terrain-aware atlas on those courses (:mod:`cloud_trainer.atlas.terrain`; ``config`` is then
+    its flat-ground part). ``init_from`` starts a fresh run from the atlas weights in that file, made blind to the
+    terrain rays when ``mix`` is given (the flat atlas reads them as pelvis height); a resumed run ignores it.
+    """
     out_dir = Path(out_dir)
     config = config or atlas_config()
     twin = build_twin(None, config.terrain)
@@ -92,7 +102,8 @@ def train_atlas(
         path = library_path()
         data = {"library": path.name, "library_sha256": file_sha256(path)}
     extra = {
-        "task": "walk",
+        "task": "walk" if mix is None else "terrain mix",
+        "terrain_mix": None if mix is None else [dataclasses.asdict(c) for c in mix],
         "anthropometry": dataclasses.asdict(twin.anthropometry),
         "references": [
             {"name": r.name, "speed_m_s": r.speed_m_s, "stride_length_m": r.stride_length_m, "source": r.source}
@@ -100,10 +111,22 @@ def train_atlas(
         ],
         "data": data,
         "command": command,
+        "initialised_from": None if init_from is None else {"file": Path(init_from).name,
+                                                            "sha256": file_sha256(Path(init_from))},
     }
 
-    def make_env(n_envs: int, env_seed: int) -> WalkEnv:
+    def make_env(n_envs: int, env_seed: int) -> WalkEnv | MixedVecEnv:
+        if mix is not None:
+            return make_terrain_atlas_env(references, n_envs, env_seed, n_threads=env_threads, flat=config, mix=mix)
         return make_atlas_env(references, n_envs, env_seed, n_threads=env_threads, config=config)
+
+    def initialise(ppo: PPO) -> None:
+        start = load_atlas(init_from)
+        ppo.policy.load_state_dict(start.state["policy"])
+        ppo.value.load_state_dict(start.state["value"])
+        if mix is not None:
+            blind_to_terrain(ppo.policy, ppo.value)
+        log.info("initialised from %s", init_from)
 
     def export(trainer: Trainer) -> None:
         counters = dataclasses.asdict(trainer.counters_)
@@ -118,4 +141,7 @@ def train_atlas(
         torch_threads=torch_threads,
         seed=seed,
     )
-    return Trainer(make_env, ppo_args, train_args, metadata=extra, on_checkpoint=export).run()
+    return Trainer(
+        make_env, ppo_args, train_args, metadata=extra, on_checkpoint=export,
+        initialise=None if init_from is None else initialise,
+    ).run()  # fmt: skip

@@ -25,8 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train = actions.add_parser(
         "train",
         help="train (or continue training) the atlas",
-        description="Train the atlas with PPO on flat ground. The run directory holds checkpoint.pt (resumable), "
-        "train_log.jsonl and atlas.pt (the exported weights, rewritten at every checkpoint).",
+        description="Train the atlas with PPO on flat ground (with --terrain: on flat ground, ramps and stairs). The "
+        "run directory holds checkpoint.pt (resumable), train_log.jsonl and atlas.pt (the exported weights, rewritten "
+        "at every checkpoint).",
     )
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--budget-samples", type=int, metavar="N", help="stop after N environment samples in total")
@@ -36,6 +37,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--n-envs", type=int, help="parallel simulations (default 512; fixed by a run's checkpoint)")
     train.add_argument("--checkpoint-every", type=int, default=50, metavar="UPDATES", help="default 50")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--terrain", action="store_true",
+        help="the terrain-aware atlas: flat ground, ramps and stairs at once (docs/atlas.md, \"Terrain-aware atlas\")",
+    )  # fmt: skip
+    train.add_argument(
+        "--init", type=Path, metavar="WEIGHTS",
+        help="start a new run from these atlas weights (e.g. the shipped cloud_trainer/atlas/weights/atlas.pt)",
+    )  # fmt: skip
     train.set_defaults(func=run_train)
 
     evaluate = actions.add_parser(
@@ -67,6 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from cloud_trainer.atlas.terrain import TERRAIN_MIX
     from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
     from cloud_trainer.errors import TrainerError
     from stridetwin.cli import CliError
@@ -75,6 +85,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise CliError(f"--budget-samples must be ≥ 1, got {args.budget_samples}")
     if args.minutes is not None and not args.minutes > 0:
         raise CliError(f"--minutes must be > 0, got {args.minutes}")
+    if args.init is not None and not args.init.is_file():
+        raise CliError(f"--init {args.init}: no such atlas weights file")
     ppo_args = ATLAS_PPO_ARGS
     if args.n_envs is not None:
         if args.n_envs < 1:
@@ -94,6 +106,8 @@ def run_train(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             seed=args.seed,
             command=command,
+            mix=TERRAIN_MIX if args.terrain else None,
+            init_from=args.init,
         )
     except TrainerError as exc:
         raise CliError(str(exc)) from None

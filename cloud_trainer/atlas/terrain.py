@@ -1,0 +1,131 @@
+"""The terrain-aware atlas: the Healthy Motion Atlas continued on ramps and stairs beside flat ground.
+
+Why: the shipped atlas walked only on flat ground, so a patient's task policy starts blind to the terrain rays and
+learns to read them, to lift its feet over risers and to push up them from zero, within `quick`'s few million
+samples; no twin masters stairs of 7.5 cm or more there (docs/pipeline.md, "Stairs above 3.75 cm"). An atlas that has
+climbed with the whole healthy library hands the patient's adaptation a policy that already reads terrain.
+
+The task: the atlas's references and PPO arguments, one policy over the courses of :data:`TERRAIN_MIX` at once
+(:class:`~cloud_trainer.envs.mixed.MixedVecEnv`), each course with its own task's goals and reward as the patient's
+task stages use them (slope: the walk goals on the ramp; stairs: two treads a stride at 0.4-0.8 m/s, the stair cue
+on, from 7.5 cm the references climbing, :meth:`~cloud_trainer.envs.stairs.StairsEnv.imitated`). Episodes on
+ramps and stairs start on the run-in, at most 1.5 m before the feature, so that most of each reaches it. A third of
+the simulations stay on flat ground so that the atlas keeps walking as it did.
+
+Started from the flat atlas, the policy is first made blind to the terrain rays
+(:func:`~cloud_trainer.learn.terrain_view.blind_to_terrain`): the flat atlas reads them as a second pelvis-height
+signal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from cloud_trainer.envs import slope, stairs, walk
+from cloud_trainer.envs.base import LocomotionConfig
+from cloud_trainer.envs.mixed import MixedVecEnv
+from cloud_trainer.envs.registry import make_env
+from cloud_trainer.motion.reference import ReferenceMotion
+from cloud_trainer.motion.stride import with_stride
+from cloud_trainer.twin.model import build_twin
+from cloud_trainer.twin.terrain import RUN_IN_M, STAIR_TREAD_M
+
+
+@dataclass(frozen=True)
+class Course:
+    """One part of the mix: a task, its curriculum level (None for ``walk``) and its share of the simulations."""
+
+    task: str
+    level: int | None
+    share: float
+
+    @property
+    def name(self) -> str:
+        return self.task if self.level is None else f"{self.task}:{self.level}"
+
+
+#: The courses of the terrain-aware atlas. Flat ground keeps the atlas's walk; ramps at half and full 1:12; every
+#: stair height from 3.75 cm, the higher ones with fewer simulations (they fall sooner, and their episodes are
+#: shorter).
+TERRAIN_MIX: tuple[Course, ...] = (
+    Course("walk", None, 0.375),
+    Course("slope", 3, 0.125),
+    Course("slope", 5, 0.125),
+    Course("stairs", 2, 0.125),
+    Course("stairs", 3, 0.125),
+    Course("stairs", 4, 0.0625),
+    Course("stairs", 5, 0.0625),
+)
+#: Where episodes on ramps and stairs start along the course, m: on the run-in, within 1.5 m of the feature.
+FEATURE_START_X_M = (RUN_IN_M - 1.5, RUN_IN_M - 0.5)
+#: Stride of step-over-step stair climbing: one foot on every tread.
+STAIR_STRIDE_M = 2 * STAIR_TREAD_M
+
+
+def course_config(course: Course, flat: LocomotionConfig) -> LocomotionConfig:
+    """The environment configuration of ``course``; ``flat`` is the atlas's own (flat ground)."""
+    if course.task == "walk":
+        return flat
+    if course.task == "slope":
+        return dataclasses.replace(slope.default_config(course.level), start_x_range_m=FEATURE_START_X_M)
+    if course.task == "stairs":
+        return dataclasses.replace(
+            stairs.default_config(course.level), start_x_range_m=FEATURE_START_X_M,
+            guidance_terms={"step_cue": stairs.STEP_CUE_WEIGHT},
+        )  # fmt: skip
+    raise ValueError(f"unknown atlas course task {course.task!r}; known: walk, slope, stairs")
+
+
+def stairs_references(references: list[ReferenceMotion], model: mujoco.MjModel) -> list[ReferenceMotion]:
+    """What the stairs imitate before their environment's own changes (climbing, from 7.5 cm): each travelling clip
+    at the stairs' stride with its own cadence, as the patient's stairs task walks the patient's clip."""
+    return [
+        with_stride(r, model, STAIR_STRIDE_M / r.cycle_period_s, STAIR_STRIDE_M) for r in references if r.speed_m_s > 0
+    ]
+
+
+def simulations_per_course(n_envs: int, mix: tuple[Course, ...] = TERRAIN_MIX) -> list[int]:
+    """``n_envs`` split between the courses in proportion to their shares (largest remainders), at least one each.
+
+    Raises:
+        ValueError: fewer simulations than courses, or shares that are not positive.
+    """
+    if n_envs < len(mix):
+        raise ValueError(f"{len(mix)} courses need at least {len(mix)} simulations, got {n_envs}")
+    shares = np.array([c.share for c in mix], dtype=float)
+    if (shares <= 0).any():
+        raise ValueError(f"every course needs a positive share, got {shares.tolist()}")
+    exact = n_envs * shares / shares.sum()
+    sizes = np.maximum(np.floor(exact).astype(int), 1)
+    while sizes.sum() > n_envs:  # the minimum of one over-allocated: take from the most over-allocated of the rest
+        sizes[np.argmax(np.where(sizes > 1, sizes - exact, -np.inf))] -= 1
+    for k in np.argsort(exact - sizes)[::-1][: n_envs - sizes.sum()]:  # largest remainders
+        sizes[k] += 1
+    return sizes.tolist()
+
+
+def make_terrain_atlas_env(
+    references: list[ReferenceMotion],
+    n_envs: int,
+    seed: int | None = None,
+    *,
+    n_threads: int = 2,
+    flat: LocomotionConfig | None = None,
+    mix: tuple[Course, ...] = TERRAIN_MIX,
+) -> MixedVecEnv:
+    """The terrain-aware atlas's environment: one part per course of ``mix`` (module docstring)."""
+    flat = flat or walk.default_config()
+    on_stairs = None  # made once for every stairs course
+    parts = []
+    for course, size in zip(mix, simulations_per_course(n_envs, mix), strict=True):
+        imitated = references
+        if course.task == "stairs":
+            on_stairs = on_stairs or stairs_references(references, build_twin().model)
+            imitated = on_stairs
+        parts.append(make_env(course.task, imitated, config=course_config(course, flat), n_envs=size,
+                              n_threads=n_threads, seed=seed))  # fmt: skip
+    return MixedVecEnv(parts, [c.name for c in mix], seed=seed)

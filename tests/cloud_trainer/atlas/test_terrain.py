@@ -1,0 +1,87 @@
+"""The terrain-aware atlas: its courses and their shares, what each course imitates, and a run started from the
+shipped atlas (blind to the terrain rays) that trains, resumes and records its mix."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from cloud_trainer.atlas.terrain import (
+    FEATURE_START_X_M,
+    STAIR_STRIDE_M,
+    TERRAIN_MIX,
+    make_terrain_atlas_env,
+    simulations_per_course,
+)
+from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
+from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
+from cloud_trainer.learn.terrain_view import terrain_ray_columns
+from cloud_trainer.learn.train import CHECKPOINT_NAME, load_checkpoint
+from stridetwin.cli import main
+
+
+def test_simulations_are_split_by_share_with_at_least_one_per_course() -> None:
+    assert simulations_per_course(512) == [round(512 * c.share) for c in TERRAIN_MIX]
+    for n in (len(TERRAIN_MIX), 8, 14, 100, 513):
+        sizes = simulations_per_course(n)
+        assert sum(sizes) == n
+        assert min(sizes) >= 1
+    with pytest.raises(ValueError, match="at least 7 simulations"):
+        simulations_per_course(6)
+
+
+def test_each_course_walks_its_own_task_from_its_run_in(walk_reference) -> None:
+    env = make_terrain_atlas_env([walk_reference], n_envs=len(TERRAIN_MIX), n_threads=1)
+    assert env.names == [c.name for c in TERRAIN_MIX]
+    for course, part in zip(TERRAIN_MIX, env.parts, strict=True):
+        assert part.terrain.name == ("flat" if course.level is None else course.name)
+        motion = part.bank.motions[0]
+        if course.task == "walk":
+            assert motion is walk_reference
+            assert part.config.start_x_range_m == (0.0, 0.0)
+            continue
+        assert part.config.start_x_range_m == FEATURE_START_X_M
+        if course.task == "stairs":  # two treads a stride at the clip's own cadence, climbing from 7.5 cm
+            assert motion.stride_length_m == pytest.approx(STAIR_STRIDE_M, rel=0.01)
+            assert motion.cycle_period_s == pytest.approx(walk_reference.cycle_period_s, rel=0.01)
+            assert ("climbing" in motion.source) == (part.terrain.step_height_m >= 0.05)
+            assert "step_cue" in part.config.guidance_terms
+
+
+def test_a_terrain_run_starts_from_the_atlas_blind_to_the_rays_and_resumes(tmp_path, walk_reference) -> None:
+    out = tmp_path / "terrain"
+    args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=len(TERRAIN_MIX))  # one simulation per course: 28 samples
+    run = functools.partial(train_atlas, out, ppo_args=args, references=[walk_reference], mix=TERRAIN_MIX,
+                            init_from=SHIPPED_WEIGHTS, env_threads=1)  # fmt: skip
+    assert run(budget_samples=28).counters_.samples == 28
+    shipped = load_atlas().state["policy"]
+    trained = load_checkpoint(out / CHECKPOINT_NAME)["ppo"]["policy"]
+    first = "mean_net.0.weight"
+    rays = torch.as_tensor(terrain_ray_columns())
+    others = torch.as_tensor(np.setdiff1d(np.arange(shipped[first].shape[1]), terrain_ray_columns()))
+    # one small update away from the shipped atlas, except the rays' weights, which started from zero
+    assert (trained[first][:, others] - shipped[first][:, others]).abs().max() < 0.01
+    assert shipped[first][:, rays].abs().max() > 0.1
+    assert trained[first][:, rays].abs().max() < 0.01
+    resumed = run(budget_samples=56, resume=True)  # from the checkpoint, not from the shipped atlas again
+    assert (resumed.counters_.samples, resumed.counters_.invocations) == (56, 2)
+    manifest = load_atlas(out / WEIGHTS_NAME).manifest
+    assert manifest["task"] == "terrain mix"
+    assert [c["task"] for c in manifest["terrain_mix"]] == [c.task for c in TERRAIN_MIX]
+    assert manifest["initialised_from"]["file"] == SHIPPED_WEIGHTS.name
+
+
+def test_train_command_takes_the_terrain_mix_and_starting_weights(tmp_path, capsys) -> None:
+    out = tmp_path / "terrain"
+    args = ["atlas", "train", "--terrain", "--out", str(out), "--n-envs", "7", "--budget-samples", "28"]
+    assert main([*args, "--init", str(tmp_path / "none.pt")]) == 2
+    assert "--init" in capsys.readouterr().err
+    assert main([*args, "--init", str(SHIPPED_WEIGHTS)]) == 0
+    assert "after 1 updates, 28 samples" in capsys.readouterr().out
+    manifest = load_atlas(out / WEIGHTS_NAME).manifest
+    assert len(manifest["terrain_mix"]) == len(TERRAIN_MIX)
+    assert manifest["initialised_from"]["sha256"]
