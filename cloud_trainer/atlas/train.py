@@ -23,7 +23,7 @@ from cloud_trainer.envs.walk import WalkEnv, default_config
 from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.ppo import PPO, PPOArgs
 from cloud_trainer.learn.terrain_view import blind_to_terrain
-from cloud_trainer.learn.train import TrainArgs, Trainer
+from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, TrainArgs, Trainer, load_checkpoint
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.model import build_twin
@@ -114,6 +114,8 @@ def train_atlas(
         "initialised_from": None if init_from is None else {"file": Path(init_from).name,
                                                             "sha256": file_sha256(Path(init_from))},
     }
+    if resume and (out_dir / CHECKPOINT_NAME).is_file():
+        _continue_run(out_dir, extra)
 
     def make_env(n_envs: int, env_seed: int) -> WalkEnv | MixedVecEnv:
         if mix is not None:
@@ -145,3 +147,17 @@ def train_atlas(
         make_env, ppo_args, train_args, metadata=extra, on_checkpoint=export,
         initialise=None if init_from is None else initialise,
     ).run()  # fmt: skip
+
+
+def _continue_run(out_dir: Path, extra: dict) -> None:
+    """Check that resuming ``out_dir`` continues its own task and keep its record of the starting weights.
+
+    Raises:
+        CheckpointError: the run trains the other task (flat ground or the terrain mix).
+    """
+    previous = load_checkpoint(out_dir / CHECKPOINT_NAME).get("metadata", {})
+    task = previous.get("task", "walk")
+    if task != extra["task"]:
+        flag = "with" if task == "terrain mix" else "without"
+        raise CheckpointError(f"{out_dir} trains the atlas on {task!r}: resume it {flag} --terrain")
+    extra["initialised_from"] = previous.get("initialised_from")

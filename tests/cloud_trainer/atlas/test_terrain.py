@@ -20,7 +20,7 @@ from cloud_trainer.atlas.terrain import (
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
 from cloud_trainer.learn.terrain_view import terrain_ray_columns
-from cloud_trainer.learn.train import CHECKPOINT_NAME, load_checkpoint
+from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from stridetwin.cli import main
 
 
@@ -67,7 +67,9 @@ def test_a_terrain_run_starts_from_the_atlas_blind_to_the_rays_and_resumes(tmp_p
     assert (trained[first][:, others] - shipped[first][:, others]).abs().max() < 0.01
     assert shipped[first][:, rays].abs().max() > 0.1
     assert trained[first][:, rays].abs().max() < 0.01
-    resumed = run(budget_samples=56, resume=True)  # from the checkpoint, not from the shipped atlas again
+    with pytest.raises(CheckpointError, match="resume it with --terrain"):
+        train_atlas(out, ppo_args=args, references=[walk_reference], resume=True, budget_samples=56)
+    resumed = run(budget_samples=56, resume=True, init_from=None)  # from the checkpoint, keeping its record
     assert (resumed.counters_.samples, resumed.counters_.invocations) == (56, 2)
     manifest = load_atlas(out / WEIGHTS_NAME).manifest
     assert manifest["task"] == "terrain mix"
