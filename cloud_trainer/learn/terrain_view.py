@@ -14,6 +14,9 @@ value function (so that a task policy starts out walking exactly as on flat grou
 the rays duplicated: ``root_height`` and ``hip_ground`` still carry it), and widens the rays' normaliser scale to
 :data:`TERRAIN_RAY_SCALE_M`, a scale of real terrain, so that risers and ramps reach the network as graded inputs
 from which training learns the weights.
+
+A policy that has learnt to read terrain (the terrain-aware atlas, docs/atlas.md, and what is adapted from it) says
+so in its manifest (:func:`reads_terrain`) and keeps its ray weights.
 """
 
 from __future__ import annotations
@@ -45,3 +48,9 @@ def blind_to_terrain(
         network[0].weight[:, columns] = 0.0
     var = policy.normalizer.var
     var[columns] = var[columns].clamp_min(scale_m**2)
+
+
+def reads_terrain(manifest: dict) -> bool:
+    """Whether a policy file's manifest says the policy learnt to read terrain: an atlas trained on a terrain mix
+    (``terrain_mix``), or a policy adapted from one (``reads_terrain``)."""
+    return bool(manifest.get("reads_terrain") or manifest.get("terrain_mix"))

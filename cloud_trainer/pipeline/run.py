@@ -266,13 +266,17 @@ class PipelineRun:
             return ppo_from_policy(policy, args), json.loads((folder / "eval.json").read_text())
         if self.hybrid:
             from cloud_trainer.atlas.weights import load_atlas
+            from cloud_trainer.learn.terrain_view import reads_terrain
 
-            ppo = ppo_from_policy(load_atlas(), args)
+            atlas = load_atlas()
+            ppo = ppo_from_policy(atlas, args)
             start = "the Healthy Motion Atlas"
+            terrain = reads_terrain(atlas.manifest)
         else:
             torch.manual_seed(self.request.seed)
             ppo = PPO(OBSERVATION_WIDTH, ACTION_WIDTH, args)
             start = "a random initialisation (physics-only baseline)"
+            terrain = False
         config = adaptation_config(gait)
 
         def make_env(level, cue, seed):
@@ -285,7 +289,9 @@ class PipelineRun:
             checkpoint_every_s=self.budget.checkpoint_every_s, seed=self.request.seed,
             on_update=self._training_progress(Stage.ADAPTATION, "adaptation", None), cancel=self.cancel,
         ).run()  # fmt: skip
-        manifest = self._manifest(config, patient, reference, "walk", trainer, {"initialised_from": start})
+        manifest = self._manifest(
+            config, patient, reference, "walk", trainer, {"initialised_from": start, "reads_terrain": terrain}
+        )
         save_policy(ppo, folder / "policy.pt", manifest)
         self._emit(Stage.ADAPTATION, "evaluating the adapted policy")
         doc = evaluate_adapted(
@@ -302,7 +308,7 @@ class PipelineRun:
         return ppo, doc
 
     def _prediction(self, reference, patient, gait, adapted_ppo: PPO) -> dict[str, dict]:
-        from cloud_trainer.learn.terrain_view import blind_to_terrain
+        from cloud_trainer.learn.terrain_view import blind_to_terrain, reads_terrain
         from cloud_trainer.pipeline.bc import BC_DECAY_FRACTION, BCLoss
         from cloud_trainer.pipeline.curriculum import Curriculum
         from cloud_trainer.pipeline.gail import Discriminator, features
@@ -347,8 +353,10 @@ class PipelineRun:
                 window_episodes=b.curriculum_window_episodes, guidance=(task == "stairs"),
                 check_every_samples=b.mastery_check_every_samples,
             )  # fmt: skip
-            ppo = ppo_from_policy(load_policy(self.out / "adaptation" / "policy.pt"), b.ppo_args())
-            blind_to_terrain(ppo.policy, ppo.value)
+            adapted = load_policy(self.out / "adaptation" / "policy.pt")
+            ppo = ppo_from_policy(adapted, b.ppo_args())
+            if not reads_terrain(adapted.manifest):  # from the flat atlas: it reads the rays as pelvis height
+                blind_to_terrain(ppo.policy, ppo.value)
             bc = BCLoss(priors["bc_proxy"]) if self.hybrid else None
             if bc is not None:
                 blind_to_terrain(bc.proxy)  # its flat-ground answer, not its reaction to rays it never saw

@@ -19,7 +19,7 @@ from cloud_trainer.atlas.terrain import (
 )
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
-from cloud_trainer.learn.terrain_view import terrain_ray_columns
+from cloud_trainer.learn.terrain_view import reads_terrain, terrain_ray_columns
 from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from stridetwin.cli import main
 
@@ -73,6 +73,8 @@ def test_a_terrain_run_starts_from_the_atlas_blind_to_the_rays_and_resumes(tmp_p
     assert (resumed.counters_.samples, resumed.counters_.invocations) == (56, 2)
     manifest = load_atlas(out / WEIGHTS_NAME).manifest
     assert manifest["task"] == "terrain mix"
+    assert reads_terrain(manifest)  # what the pipeline adapts from it keeps its ray weights
+    assert not reads_terrain(load_atlas().manifest)
     assert [c["task"] for c in manifest["terrain_mix"]] == [c.task for c in TERRAIN_MIX]
     assert manifest["initialised_from"]["file"] == SHIPPED_WEIGHTS.name
 
