@@ -8,7 +8,8 @@ environment's ``np_random``), so a checkpoint of that generator's state resumes 
 
 What ``step`` reports is what a single environment reports, concatenated over the parts: rewards, terminations,
 the ended episodes' figures (zero or false where a part had none end). ``infos["log"]`` holds each term's mean over
-the simulations whose part computes it, and ``infos["log"]["part/<name>/step_reward"]`` each part's mean reward.
+the simulations whose part computes it, and ``part/<name>/step_reward`` and ``part/<name>/fall`` each part's mean reward
+and share of simulations that fell in this step (about one over the episode length where episodes end by falls).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class MixedVecEnv(VectorEnv):
         return np.full(size, _EPISODE_KEYS[key])
 
     def _merged_log(self, part_infos: list[dict], reward: np.ndarray) -> dict[str, float]:
-        """Each term's mean over the simulations whose part logs it, and each part's mean reward."""
+        """Each term's mean over the simulations whose part logs it, and each part's mean reward and falls."""
         totals: dict[str, float] = {}
         counts: dict[str, int] = {}
         for info, size in zip(part_infos, self.sizes, strict=True):
@@ -118,8 +119,9 @@ class MixedVecEnv(VectorEnv):
                 totals[name] = totals.get(name, 0.0) + value * size
                 counts[name] = counts.get(name, 0) + size
         log = {name: totals[name] / counts[name] for name in totals}
-        for name, rows in zip(self.names, self._slices, strict=True):
+        for name, rows, info in zip(self.names, self._slices, part_infos, strict=True):
             log[f"part/{name}/step_reward"] = float(np.mean(reward[rows]))
+            log[f"part/{name}/fall"] = info["log"]["termination/fall"]
         return log
 
     def close_extras(self, **kwargs) -> None:

@@ -51,6 +51,7 @@ def test_each_part_steps_as_it_would_alone(gait) -> None:
         np.testing.assert_array_equal(got[k], np.concatenate([e[k] for e in expected]))
     infos = got[4]
     assert infos["log"]["part/stairs:2/step_reward"] == pytest.approx(float(np.mean(expected[1][1])))
+    assert infos["log"]["part/walk/fall"] == expected[0][4]["log"]["termination/fall"]
     walk_log, stairs_log = (e[4]["log"] for e in expected)
     assert infos["log"]["goal/speed"] == pytest.approx((3 * walk_log["goal/speed"] + 2 * stairs_log["goal/speed"]) / 5)
     # a term only the stairs compute is their mean alone
