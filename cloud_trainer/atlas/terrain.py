@@ -32,7 +32,7 @@ from cloud_trainer.envs.registry import make_env
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.motion.stride import with_stride
 from cloud_trainer.twin.model import build_twin
-from cloud_trainer.twin.terrain import RUN_IN_M, STAIR_TREAD_M
+from cloud_trainer.twin.terrain import RUN_IN_M
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,6 @@ TERRAIN_MIX: tuple[Course, ...] = (
 )
 #: Where episodes on ramps and stairs start along the course, m: on the run-in, within 1.5 m of the feature.
 FEATURE_START_X_M = (RUN_IN_M - 1.5, RUN_IN_M - 0.5)
-#: Stride of step-over-step stair climbing: one foot on every tread.
-STAIR_STRIDE_M = 2 * STAIR_TREAD_M
 
 
 def course_config(course: Course, flat: LocomotionConfig) -> LocomotionConfig:
@@ -83,9 +81,8 @@ def course_config(course: Course, flat: LocomotionConfig) -> LocomotionConfig:
 def stairs_references(references: list[ReferenceMotion], model: mujoco.MjModel) -> list[ReferenceMotion]:
     """What the stairs imitate before their environment's own changes (climbing, from 7.5 cm): each travelling clip
     at the stairs' stride with its own cadence, as the patient's stairs task walks the patient's clip."""
-    return [
-        with_stride(r, model, STAIR_STRIDE_M / r.cycle_period_s, STAIR_STRIDE_M) for r in references if r.speed_m_s > 0
-    ]
+    stride_m = stairs.STAIR_STRIDE_M
+    return [with_stride(r, model, stride_m / r.cycle_period_s, stride_m) for r in references if r.speed_m_s > 0]
 
 
 def simulations_per_course(n_envs: int, mix: tuple[Course, ...] = TERRAIN_MIX) -> list[int]:

@@ -23,6 +23,8 @@ from cloud_trainer.twin.constants import FOOT_BODIES
 from cloud_trainer.twin.terrain import N_STAIR_STEPS, STAIR_HEIGHTS_M, STAIR_TREAD_M, Terrain
 
 LEVELS = tuple(range(1, len(STAIR_HEIGHTS_M) + 1))
+#: Stride of step-over-step stair climbing: one foot on every tread.
+STAIR_STRIDE_M = 2 * STAIR_TREAD_M
 #: Stair ascent of healthy adults is slower than level walking: about 0.4-0.8 m/s horizontal progress.
 STAIR_SPEED_RANGE_M_S = (0.4, 0.8)
 #: Imitation kernels twice as wide as level walking's (0.25 rad, 0.1 m): the level-walking reference says less about
@@ -62,7 +64,7 @@ def default_config(level: int = len(STAIR_HEIGHTS_M)) -> LocomotionConfig:
         walk_config(),
         terrain=f"stairs:{level}",
         speed_range_m_s=STAIR_SPEED_RANGE_M_S,
-        stride_length_range_m=(2 * STAIR_TREAD_M, 2 * STAIR_TREAD_M),
+        stride_length_range_m=(STAIR_STRIDE_M, STAIR_STRIDE_M),
         stride_frequency_range_hz=(0.5, 1.4),
         joint_angle_scale_rad=STAIR_JOINT_ANGLE_SCALE_RAD,
         limb_end_scale_m=STAIR_LIMB_END_SCALE_M,

@@ -47,12 +47,10 @@ from cloud_trainer.pipeline.adapt import adaptation_config, make_adaptation_env,
 from cloud_trainer.pipeline.reference import ObservedGait
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.model import build_twin
-from cloud_trainer.twin.terrain import RUN_IN_M, STAIR_TREAD_M
+from cloud_trainer.twin.terrain import RUN_IN_M
 
 #: Where task episodes start along the course, m (see the module docstring).
 TASK_START_X_M = {"slope": (RUN_IN_M - 1.5, RUN_IN_M + 4.0), "stairs": (RUN_IN_M - 1.5, RUN_IN_M - 0.5)}
-#: Stride of step-over-step stair climbing: one foot on every tread.
-STAIR_STRIDE_M = 2 * STAIR_TREAD_M
 TASK_MODULES = {"slope": slope, "stairs": stairs}
 
 
@@ -71,8 +69,9 @@ def task_goal(task: str, gait: ObservedGait) -> TaskGoal:
     if task == "slope":
         return TaskGoal(task, gait.speed_m_s, gait.stride_length_m, "the patient's level-ground speed and stride")
     if task == "stairs":
-        speed = STAIR_STRIDE_M * gait.stride_frequency_hz
-        return TaskGoal(task, speed, STAIR_STRIDE_M, "two treads per stride at the patient's own stride frequency")
+        stride_m = stairs.STAIR_STRIDE_M
+        return TaskGoal(task, stride_m * gait.stride_frequency_hz, stride_m,
+                        "two treads per stride at the patient's own stride frequency")  # fmt: skip
     raise ValueError(f"unknown task {task!r}; accepted: {', '.join(TASK_MODULES)}")
 
 

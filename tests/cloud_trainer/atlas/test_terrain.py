@@ -12,13 +12,13 @@ import torch
 
 from cloud_trainer.atlas.terrain import (
     FEATURE_START_X_M,
-    STAIR_STRIDE_M,
     TERRAIN_MIX,
     make_terrain_atlas_env,
     simulations_per_course,
 )
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
+from cloud_trainer.envs.stairs import STAIR_STRIDE_M
 from cloud_trainer.learn.terrain_view import reads_terrain, terrain_ray_columns
 from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from stridetwin.cli import main
