@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from cloud_trainer.atlas.weights import AtlasPolicy
 from cloud_trainer.envs import slope, stairs, walk
 from cloud_trainer.envs.base import LocomotionConfig
+from cloud_trainer.envs.constants import CONTROL_PERIOD_S
 from cloud_trainer.envs.mixed import MixedVecEnv
 from cloud_trainer.envs.registry import make_env
 from cloud_trainer.motion.reference import ReferenceMotion
@@ -126,3 +128,57 @@ def make_terrain_atlas_env(
         parts.append(make_env(course.task, imitated, config=course_config(course, flat), n_envs=size,
                               n_threads=n_threads, seed=seed))  # fmt: skip
     return MixedVecEnv(parts, [c.name for c in mix], seed=seed)
+
+
+#: Schema of :func:`evaluate_courses`'s document.
+COURSES_EVAL_SCHEMA = "stridetwin.atlas-courses/1"
+
+
+def evaluate_courses(
+    policy: AtlasPolicy,
+    references: list[ReferenceMotion],
+    *,
+    n_per_course: int = 8,
+    duration_s: float = 16.0,
+    seed: int = 0,
+    mix: tuple[Course, ...] = TERRAIN_MIX,
+    n_threads: int = 2,
+) -> dict:
+    """Walk the deterministic ``policy`` (the Gaussian's mean) on every course of ``mix``, ``n_per_course`` episodes
+    each from the course's start range, for ``duration_s`` or until a fall; per course: the share of episodes that
+    fell, that reached the feature's end (the ramp's top, the last tread; on flat ground: not applicable), and the
+    mean distance walked along the course, m."""
+    env = make_terrain_atlas_env(  # equal shares: n_per_course simulations each
+        references, n_per_course * len(mix), seed, n_threads=n_threads,
+        mix=tuple(dataclasses.replace(c, share=1.0) for c in mix),
+    )  # fmt: skip
+    obs, _ = env.reset()
+    start_x = env.root_x_m
+    furthest_x = start_x.copy()
+    walking = np.ones(env.num_envs, bool)
+    fell = np.zeros(env.num_envs, bool)
+    for _ in range(round(duration_s / CONTROL_PERIOD_S)):
+        obs, _, terminated, truncated, _ = env.step(np.asarray(policy.act(obs)))
+        furthest_x = np.where(walking, np.maximum(furthest_x, env.root_x_m), furthest_x)
+        fell |= walking & terminated
+        walking &= ~(terminated | truncated)  # an ended episode is reset: what follows is another one
+        if not walking.any():
+            break
+    courses = []
+    for course, part in zip(mix, env.parts, strict=True):
+        rows = env.part_slice(course.name)
+        top = part.terrain.feature_end_x_m if course.level is not None else None
+        courses.append({
+            "course": course.name,
+            "n_episodes": part.num_envs,
+            "fell": _share(fell[rows]),
+            "reached_top": None if top is None else _share(furthest_x[rows] >= top),
+            "distance_m": round(float(np.mean(furthest_x[rows] - start_x[rows])), 3),
+        })  # fmt: skip
+    env.close()
+    return {"schema": COURSES_EVAL_SCHEMA, "duration_s": duration_s, "n_per_course": n_per_course, "seed": seed,
+            "deterministic_policy": True, "courses": courses}  # fmt: skip
+
+
+def _share(flags: np.ndarray) -> float:
+    return round(float(np.mean(flags)), 4)

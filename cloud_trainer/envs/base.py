@@ -312,6 +312,11 @@ class TwinVecEnv(VectorEnv):
     def close_extras(self, **kwargs) -> None:
         self.batch = None
 
+    @property
+    def root_x_m(self) -> np.ndarray:
+        """Each simulation's pelvis position along the course (world x), m."""
+        return self._qpos[:, 0].copy()
+
     # ------------------------------------------------------------------ episodes
 
     def _time_s(self, ids=slice(None)) -> np.ndarray:

@@ -124,6 +124,11 @@ class MixedVecEnv(VectorEnv):
             log[f"part/{name}/fall"] = info["log"]["termination/fall"]
         return log
 
+    @property
+    def root_x_m(self) -> np.ndarray:
+        """Each simulation's pelvis position along its course (world x), m."""
+        return np.concatenate([part.root_x_m for part in self.parts])
+
     def close_extras(self, **kwargs) -> None:
         for part in self.parts:
             part.close()

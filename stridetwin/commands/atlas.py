@@ -58,6 +58,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--repeats", type=int, default=4, help="episodes per goal (default 4)")
     evaluate.add_argument("--duration-s", type=float, default=10.0, help="episode length, s (default 10)")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--courses", action="store_true",
+        help="instead: walk each course of the terrain-aware atlas (--repeats episodes each, --duration-s long) and "
+        "report falls, walks reaching the top and distance (schema stridetwin.atlas-courses/1)",
+    )  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the stridetwin.atlas-eval/1 JSON document")
     evaluate.set_defaults(func=run_eval)
 
@@ -122,6 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from cloud_trainer.atlas.evaluate import evaluate_atlas
     from cloud_trainer.atlas.references import atlas_references
+    from cloud_trainer.atlas.terrain import evaluate_courses
     from cloud_trainer.atlas.weights import load_atlas
     from cloud_trainer.errors import TrainerError
     from cloud_trainer.twin.model import build_twin
@@ -134,10 +140,18 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         atlas = load_atlas(args.weights)
         references = atlas_references(build_twin().model)
-        doc = evaluate_atlas(atlas, references, n_repeats=args.repeats, duration_s=args.duration_s, seed=args.seed)
+        if args.courses:
+            doc = evaluate_courses(atlas, references, n_per_course=args.repeats, duration_s=args.duration_s,
+                                   seed=args.seed)  # fmt: skip
+        else:
+            doc = evaluate_atlas(atlas, references, n_repeats=args.repeats, duration_s=args.duration_s, seed=args.seed)
     except TrainerError as exc:
         raise CliError(str(exc)) from None
-    if args.json:
+    if args.courses and not args.json:
+        for c in doc["courses"]:
+            top = "" if c["reached_top"] is None else f", reached the top {c['reached_top']:.0%}"
+            print(f"{c['course']:>9}: fell {c['fell']:.0%}{top}, walked {c['distance_m']:.1f} m")
+    elif args.json:
         json.dump(doc, sys.stdout, indent=2)
         print()
     else:

@@ -11,13 +11,16 @@ import pytest
 import torch
 
 from cloud_trainer.atlas.terrain import (
+    COURSES_EVAL_SCHEMA,
     FEATURE_START_X_M,
     TERRAIN_MIX,
+    evaluate_courses,
     make_terrain_atlas_env,
     simulations_per_course,
 )
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
+from cloud_trainer.envs.constants import ACTION_WIDTH
 from cloud_trainer.envs.stairs import STAIR_STRIDE_M
 from cloud_trainer.learn.terrain_view import reads_terrain, terrain_ray_columns
 from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint
@@ -89,3 +92,28 @@ def test_train_command_takes_the_terrain_mix_and_starting_weights(tmp_path, caps
     manifest = load_atlas(out / WEIGHTS_NAME).manifest
     assert len(manifest["terrain_mix"]) == len(TERRAIN_MIX)
     assert manifest["initialised_from"]["sha256"]
+    assert main(["atlas", "eval", "--weights", str(out / WEIGHTS_NAME), "--courses", "--repeats", "1",
+                 "--duration-s", "0.3"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0].strip() for line in lines] == [c.name for c in TERRAIN_MIX]
+    assert "reached the top" in lines[-1]
+
+
+class LimpPolicy:
+    """Every torque limit at its floor and the joints bent to their range's end: the twin collapses."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return np.full((len(obs), ACTION_WIDTH), -1.0)
+
+
+def test_course_evaluation_counts_walks_falls_and_the_top(walk_reference) -> None:
+    walking = evaluate_courses(load_atlas(), [walk_reference], n_per_course=2, duration_s=1.0, n_threads=1)
+    assert walking["schema"] == COURSES_EVAL_SCHEMA
+    by_course = {c["course"]: c for c in walking["courses"]}
+    assert list(by_course) == [c.name for c in TERRAIN_MIX]
+    assert by_course["walk"]["reached_top"] is None  # flat ground has no top
+    assert by_course["walk"]["fell"] == 0.0
+    assert by_course["walk"]["distance_m"] > 0.3  # goals of 0.4 m/s and more, for a second
+    assert all(c["reached_top"] == 0.0 for c in walking["courses"] if c["course"] != "walk")  # 3 m away
+    limp = evaluate_courses(LimpPolicy(), [walk_reference], n_per_course=2, duration_s=3.0, n_threads=1)
+    assert all(c["fell"] == 1.0 for c in limp["courses"])
