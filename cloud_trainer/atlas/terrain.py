@@ -9,8 +9,8 @@ The task: the atlas's references and PPO arguments, one policy over the courses 
 (:class:`~cloud_trainer.envs.mixed.MixedVecEnv`), each course with its own task's goals and reward as the patient's
 task stages use them (slope: the walk goals on the ramp; stairs: two treads a stride at 0.4-0.8 m/s, the stair cue
 on, from 7.5 cm the references climbing, :meth:`~cloud_trainer.envs.stairs.StairsEnv.imitated`). Episodes on
-ramps and stairs start on the run-in, at most 1.5 m before the feature, so that most of each reaches it. A third of
-the simulations stay on flat ground so that the atlas keeps walking as it did.
+ramps and stairs start on the run-in, at most 1.5 m before the feature, so that most of each reaches it. Three
+eighths of the simulations stay on flat ground so that the atlas keeps walking as it did.
 
 Started from the flat atlas, the policy is first made blind to the terrain rays
 (:func:`~cloud_trainer.learn.terrain_view.blind_to_terrain`): the flat atlas reads them as a second pelvis-height
@@ -51,8 +51,8 @@ class Course:
 
 
 #: The courses of the terrain-aware atlas. Flat ground keeps the atlas's walk; ramps at half and full 1:12; every
-#: stair height from 3.75 cm, the higher ones with fewer simulations (they fall sooner, and their episodes are
-#: shorter).
+#: stair height from 3.75 cm, the two highest with half as many simulations, so that the lower steps, which every
+#: patient's curriculum meets first, get most of the stair samples.
 TERRAIN_MIX: tuple[Course, ...] = (
     Course("walk", None, 0.375),
     Course("slope", 3, 0.125),
