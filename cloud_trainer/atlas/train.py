@@ -123,9 +123,7 @@ def train_atlas(
         return make_atlas_env(references, n_envs, env_seed, n_threads=env_threads, config=config)
 
     def initialise(ppo: PPO) -> None:
-        start = load_atlas(init_from)
-        ppo.policy.load_state_dict(start.state["policy"])
-        ppo.value.load_state_dict(start.state["value"])
+        load_atlas(init_from).load_into(ppo)
         if mix is not None:
             blind_to_terrain(ppo.policy, ppo.value)
         log.info("initialised from %s", init_from)

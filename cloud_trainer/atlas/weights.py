@@ -91,9 +91,13 @@ class AtlasPolicy:
         """Deterministic actions (the Gaussian's mean) for raw observations (n, OBSERVATION_WIDTH)."""
         return self.policy(torch.as_tensor(obs, dtype=torch.float32))
 
-    def to_ppo(self) -> PPO:
-        """A :class:`PPO` initialised from these weights (fresh optimisers), to continue training from the atlas."""
-        ppo = PPO(OBSERVATION_WIDTH, ACTION_WIDTH, self.ppo_args)
+    def to_ppo(self, args: PPOArgs | None = None) -> PPO:
+        """A :class:`PPO` initialised from these weights (fresh optimisers), to continue training from the atlas;
+        ``args`` (the same network sizes) may change rollout sizes and step sizes."""
+        return self.load_into(PPO(OBSERVATION_WIDTH, ACTION_WIDTH, args or self.ppo_args))
+
+    def load_into(self, ppo: PPO) -> PPO:
+        """``ppo`` with its policy (normaliser included) and value function set to these weights; returns it."""
         ppo.policy.load_state_dict(self.state["policy"])
         ppo.value.load_state_dict(self.state["value"])
         return ppo

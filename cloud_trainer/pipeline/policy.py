@@ -14,7 +14,6 @@ import dataclasses
 from pathlib import Path
 
 from cloud_trainer.atlas.weights import AtlasPolicy, AtlasWeightsError, read_policy_file
-from cloud_trainer.envs.constants import ACTION_WIDTH, OBSERVATION_WIDTH
 from cloud_trainer.learn.ppo import PPO
 from cloud_trainer.learn.train import save_atomic
 
@@ -47,11 +46,3 @@ def load_policy(path: Path) -> AtlasPolicy:
     return read_policy_file(path, POLICY_FORMAT, "policy", "written by the patient pipeline",
                             "train the patient's policies again")  # fmt: skip
 
-
-def ppo_from_policy(policy: AtlasPolicy, args=None) -> PPO:
-    """A :class:`PPO` whose policy and value function start from ``policy`` (fresh optimisers); ``args`` (a
-    :class:`~cloud_trainer.learn.ppo.PPOArgs` with the same network sizes) may change rollout sizes and step sizes."""
-    ppo = PPO(OBSERVATION_WIDTH, ACTION_WIDTH, args or policy.ppo_args)
-    ppo.policy.load_state_dict(policy.state["policy"])
-    ppo.value.load_state_dict(policy.state["value"])
-    return ppo

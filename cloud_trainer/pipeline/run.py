@@ -256,27 +256,27 @@ class PipelineRun:
     def _adaptation(self, reference, patient, gait) -> tuple[PPO, dict]:
         from cloud_trainer.pipeline.adapt import adaptation_config, evaluate_adapted, make_adaptation_env
         from cloud_trainer.pipeline.loop import StageTrainer
-        from cloud_trainer.pipeline.policy import load_policy, ppo_from_policy, save_policy
+        from cloud_trainer.pipeline.policy import load_policy, save_policy
 
         folder = self.out / "adaptation"
         record = self._stage("adaptation")
         args = self.budget.ppo_args()
         if record["done"]:
             policy = load_policy(folder / "policy.pt")
-            return ppo_from_policy(policy, args), json.loads((folder / "eval.json").read_text())
+            return policy.to_ppo(args), json.loads((folder / "eval.json").read_text())
         if self.hybrid:
             from cloud_trainer.atlas.weights import load_atlas
             from cloud_trainer.learn.terrain_view import reads_terrain
 
             atlas = load_atlas()
-            ppo = ppo_from_policy(atlas, args)
+            ppo = atlas.to_ppo(args)
             start = "the Healthy Motion Atlas"
-            terrain = reads_terrain(atlas.manifest)
+            atlas_reads_terrain = reads_terrain(atlas.manifest)
         else:
             torch.manual_seed(self.request.seed)
             ppo = PPO(OBSERVATION_WIDTH, ACTION_WIDTH, args)
             start = "a random initialisation (physics-only baseline)"
-            terrain = False
+            atlas_reads_terrain = False
         config = adaptation_config(gait)
 
         def make_env(level, cue, seed):
@@ -289,9 +289,8 @@ class PipelineRun:
             checkpoint_every_s=self.budget.checkpoint_every_s, seed=self.request.seed,
             on_update=self._training_progress(Stage.ADAPTATION, "adaptation", None), cancel=self.cancel,
         ).run()  # fmt: skip
-        manifest = self._manifest(
-            config, patient, reference, "walk", trainer, {"initialised_from": start, "reads_terrain": terrain}
-        )
+        provenance = {"initialised_from": start, "reads_terrain": atlas_reads_terrain}
+        manifest = self._manifest(config, patient, reference, "walk", trainer, provenance)
         save_policy(ppo, folder / "policy.pt", manifest)
         self._emit(Stage.ADAPTATION, "evaluating the adapted policy")
         doc = evaluate_adapted(
@@ -313,7 +312,7 @@ class PipelineRun:
         from cloud_trainer.pipeline.curriculum import Curriculum
         from cloud_trainer.pipeline.gail import Discriminator, features
         from cloud_trainer.pipeline.loop import StageTrainer
-        from cloud_trainer.pipeline.policy import load_policy, ppo_from_policy, save_policy
+        from cloud_trainer.pipeline.policy import load_policy, save_policy
         from cloud_trainer.pipeline.predict import deterministic_episodes, make_task_env, task_config, task_goal
 
         b = self.budget
@@ -354,7 +353,7 @@ class PipelineRun:
                 check_every_samples=b.mastery_check_every_samples,
             )  # fmt: skip
             adapted = load_policy(self.out / "adaptation" / "policy.pt")
-            ppo = ppo_from_policy(adapted, b.ppo_args())
+            ppo = adapted.to_ppo(b.ppo_args())
             if not reads_terrain(adapted.manifest):  # from the flat atlas: it reads the rays as pelvis height
                 blind_to_terrain(ppo.policy, ppo.value)
             bc = BCLoss(priors["bc_proxy"]) if self.hybrid else None
