@@ -34,7 +34,7 @@ from cloud_trainer.envs.registry import make_env
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.motion.stride import with_stride
 from cloud_trainer.twin.model import build_twin
-from cloud_trainer.twin.terrain import RUN_IN_M
+from cloud_trainer.twin.terrain import RUN_IN_START_X_M
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,6 @@ TERRAIN_MIX: tuple[Course, ...] = (
     Course("stairs", 4, 0.0625),
     Course("stairs", 5, 0.0625),
 )
-#: Where episodes on ramps and stairs start along the course, m: on the run-in, within 1.5 m of the feature.
-FEATURE_START_X_M = (RUN_IN_M - 1.5, RUN_IN_M - 0.5)
 
 
 def course_config(course: Course, flat: LocomotionConfig) -> LocomotionConfig:
@@ -71,10 +69,10 @@ def course_config(course: Course, flat: LocomotionConfig) -> LocomotionConfig:
     if course.task == "walk":
         return flat
     if course.task == "slope":
-        return dataclasses.replace(slope.default_config(course.level), start_x_range_m=FEATURE_START_X_M)
+        return dataclasses.replace(slope.default_config(course.level), start_x_range_m=RUN_IN_START_X_M)
     if course.task == "stairs":
         return dataclasses.replace(
-            stairs.default_config(course.level), start_x_range_m=FEATURE_START_X_M,
+            stairs.default_config(course.level), start_x_range_m=RUN_IN_START_X_M,
             guidance_terms={"step_cue": stairs.STEP_CUE_WEIGHT},
         )  # fmt: skip
     raise ValueError(f"unknown atlas course task {course.task!r}; known: walk, slope, stairs")
@@ -132,6 +130,8 @@ def make_terrain_atlas_env(
 
 #: Schema of :func:`evaluate_courses`'s document.
 COURSES_EVAL_SCHEMA = "stridetwin.atlas-courses/1"
+#: Default length of an evaluation walk, s: within the tasks' 500-step episodes (16.7 s), so none is cut short.
+COURSE_WALK_S = 16.0
 
 
 def evaluate_courses(
@@ -139,7 +139,7 @@ def evaluate_courses(
     references: list[ReferenceMotion],
     *,
     n_per_course: int = 8,
-    duration_s: float = 16.0,
+    duration_s: float = COURSE_WALK_S,
     seed: int = 0,
     mix: tuple[Course, ...] = TERRAIN_MIX,
     n_threads: int = 2,

@@ -111,11 +111,13 @@ def train_atlas(
         ],
         "data": data,
         "command": command,
-        "initialised_from": None if init_from is None else {"file": Path(init_from).name,
-                                                            "sha256": file_sha256(Path(init_from))},
     }
     if resume and (out_dir / CHECKPOINT_NAME).is_file():
-        _continue_run(out_dir, extra)
+        extra["initialised_from"] = _continued_run_start(out_dir, extra["task"])
+    else:
+        extra["initialised_from"] = None if init_from is None else {
+            "file": Path(init_from).name, "sha256": file_sha256(Path(init_from))
+        }  # fmt: skip
 
     def make_env(n_envs: int, env_seed: int) -> WalkEnv | MixedVecEnv:
         if mix is not None:
@@ -147,15 +149,15 @@ def train_atlas(
     ).run()  # fmt: skip
 
 
-def _continue_run(out_dir: Path, extra: dict) -> None:
-    """Check that resuming ``out_dir`` continues its own task and keep its record of the starting weights.
+def _continued_run_start(out_dir: Path, task: str) -> dict | None:
+    """The record of the starting weights of the run in ``out_dir``, after checking that it trains ``task``.
 
     Raises:
         CheckpointError: the run trains the other task (flat ground or the terrain mix).
     """
     previous = load_checkpoint(out_dir / CHECKPOINT_NAME).get("metadata", {})
-    task = previous.get("task", "walk")
-    if task != extra["task"]:
-        flag = "with" if task == "terrain mix" else "without"
-        raise CheckpointError(f"{out_dir} trains the atlas on {task!r}: resume it {flag} --terrain")
-    extra["initialised_from"] = previous.get("initialised_from")
+    theirs = previous.get("task", "walk")
+    if theirs != task:
+        flag = "with" if theirs == "terrain mix" else "without"
+        raise CheckpointError(f"{out_dir} trains the atlas on {theirs!r}: resume it {flag} --terrain")
+    return previous.get("initialised_from")

@@ -47,10 +47,10 @@ from cloud_trainer.pipeline.adapt import adaptation_config, make_adaptation_env,
 from cloud_trainer.pipeline.reference import ObservedGait
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.model import build_twin
-from cloud_trainer.twin.terrain import RUN_IN_M
+from cloud_trainer.twin.terrain import RUN_IN_M, RUN_IN_START_X_M
 
 #: Where task episodes start along the course, m (see the module docstring).
-TASK_START_X_M = {"slope": (RUN_IN_M - 1.5, RUN_IN_M + 4.0), "stairs": (RUN_IN_M - 1.5, RUN_IN_M - 0.5)}
+TASK_START_X_M = {"slope": (RUN_IN_M - 1.5, RUN_IN_M + 4.0), "stairs": RUN_IN_START_X_M}
 TASK_MODULES = {"slope": slope, "stairs": stairs}
 
 

@@ -22,6 +22,9 @@ from cloud_trainer.errors import UnknownNameError
 
 COURSE_HALF_WIDTH_M = 2.0
 RUN_IN_M = 3.0
+#: Where episodes start that are to reach the feature soon, m along the course: on the run-in, 0.5-1.5 m before it
+#: (the patients' stair episodes and every feature course of the terrain-aware atlas).
+RUN_IN_START_X_M = (RUN_IN_M - 1.5, RUN_IN_M - 0.5)
 RAMP_LENGTH_M = 9.0
 SLOPE_RISES_M = (0.0, 0.1875, 0.375, 0.5625, 0.75)
 STAIR_HEIGHTS_M = (0.0, 0.0375, 0.075, 0.1125, 0.15)

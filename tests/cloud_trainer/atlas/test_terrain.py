@@ -12,7 +12,6 @@ import torch
 
 from cloud_trainer.atlas.terrain import (
     COURSES_EVAL_SCHEMA,
-    FEATURE_START_X_M,
     TERRAIN_MIX,
     evaluate_courses,
     make_terrain_atlas_env,
@@ -21,9 +20,10 @@ from cloud_trainer.atlas.terrain import (
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
 from cloud_trainer.envs.constants import ACTION_WIDTH
-from cloud_trainer.envs.stairs import STAIR_STRIDE_M
+from cloud_trainer.envs.stairs import CLIMBING_FROM_RISER_M, STAIR_STRIDE_M
 from cloud_trainer.learn.terrain_view import reads_terrain, terrain_ray_columns
 from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from cloud_trainer.twin.terrain import RUN_IN_START_X_M
 from stridetwin.cli import main
 
 
@@ -47,11 +47,11 @@ def test_each_course_walks_its_own_task_from_its_run_in(walk_reference) -> None:
             assert motion is walk_reference
             assert part.config.start_x_range_m == (0.0, 0.0)
             continue
-        assert part.config.start_x_range_m == FEATURE_START_X_M
+        assert part.config.start_x_range_m == RUN_IN_START_X_M
         if course.task == "stairs":  # two treads a stride at the clip's own cadence, climbing from 7.5 cm
             assert motion.stride_length_m == pytest.approx(STAIR_STRIDE_M, rel=0.01)
             assert motion.cycle_period_s == pytest.approx(walk_reference.cycle_period_s, rel=0.01)
-            assert ("climbing" in motion.source) == (part.terrain.step_height_m >= 0.05)
+            assert ("climbing" in motion.source) == (part.terrain.step_height_m >= CLIMBING_FROM_RISER_M)
             assert "step_cue" in part.config.guidance_terms
 
 
