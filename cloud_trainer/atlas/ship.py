@@ -1,5 +1,6 @@
 """Shipping atlas weights from a run directory into the project: the weights, a compact training log, the evaluation,
 and ``TRAINING.md`` (command, data, samples and wall-clock time, convergence, evaluation beside the reference atlas).
+An atlas trained on the terrain mix is also walked on its courses (``courses.json``, a table in ``TRAINING.md``).
 
 ``stridetwin atlas ship --run DIR`` calls :func:`ship_atlas`; rerun it whenever a continuing run has improved.
 """
@@ -14,14 +15,18 @@ from pathlib import Path
 
 from cloud_trainer.atlas.evaluate import REFERENCE_ATLAS, evaluate_atlas
 from cloud_trainer.atlas.references import atlas_references
+from cloud_trainer.atlas.terrain import evaluate_courses
 from cloud_trainer.atlas.train import WEIGHTS_NAME
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
 from cloud_trainer.hashing import file_sha256
+from cloud_trainer.learn.terrain_view import reads_terrain
 from cloud_trainer.learn.train import LOG_NAME, read_log, summarize_log
 from cloud_trainer.twin.model import build_twin
+from cloud_trainer.twin.terrain import RUN_IN_M, RUN_IN_START_X_M
 
 SUMMARY_NAME = "train_log_summary.csv"
 EVAL_NAME = "eval.json"
+COURSES_NAME = "courses.json"
 NOTES_NAME = "TRAINING.md"
 #: Free-text notes of a run (how it was launched, interruptions), copied into TRAINING.md when present.
 RUN_NOTES_NAME = "NOTES.md"
@@ -59,9 +64,12 @@ def convergence(summary: list[dict], key: str = "episode_return", final_windows:
     return None
 
 
-def ship_atlas(run_dir: Path, dest_dir: Path | None = None, *, eval_repeats: int = 4) -> dict:
+def ship_atlas(
+    run_dir: Path, dest_dir: Path | None = None, *, eval_repeats: int = 4, course_repeats: int = 16
+) -> dict:
     """Copy ``run_dir/atlas.pt`` into ``dest_dir`` (default: the shipped weights' folder) with the compact log, the
-    evaluation and ``TRAINING.md``; returns the evaluation document."""
+    evaluation (and, for a terrain-aware atlas, ``course_repeats`` walks of each course) and ``TRAINING.md``; returns
+    the flat-ground evaluation document."""
     run_dir = Path(run_dir)
     dest_dir = Path(dest_dir) if dest_dir is not None else SHIPPED_WEIGHTS.parent
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -81,17 +89,23 @@ def ship_atlas(run_dir: Path, dest_dir: Path | None = None, *, eval_repeats: int
         for row in summary:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in keys})
 
-    doc = evaluate_atlas(atlas, atlas_references(build_twin().model), n_repeats=eval_repeats)
+    references = atlas_references(build_twin().model)
+    doc = evaluate_atlas(atlas, references, n_repeats=eval_repeats)
     if dest_dir.resolve() == SHIPPED_WEIGHTS.parent:
         doc["weights"] = f"cloud_trainer/atlas/weights/{WEIGHTS_NAME}"  # not this machine's absolute path
     (dest_dir / EVAL_NAME).write_text(json.dumps(doc, indent=2) + "\n")
+    courses = None
+    (dest_dir / COURSES_NAME).unlink(missing_ok=True)  # a flat atlas shipped over a terrain-aware one has none
+    if reads_terrain(atlas.manifest):
+        courses = evaluate_courses(atlas, references, n_per_course=course_repeats)
+        (dest_dir / COURSES_NAME).write_text(json.dumps(courses, indent=2) + "\n")
     run_notes = run_dir / RUN_NOTES_NAME
     extra = run_notes.read_text() if run_notes.exists() else ""
-    (dest_dir / NOTES_NAME).write_text(_notes(atlas, summary, doc, weights, extra))
+    (dest_dir / NOTES_NAME).write_text(_notes(atlas, summary, doc, weights, extra, courses))
     return doc
 
 
-def _notes(atlas, summary: list[dict], doc: dict, weights: Path, extra: str) -> str:
+def _notes(atlas, summary: list[dict], doc: dict, weights: Path, extra: str, courses: dict | None) -> str:
     m, t = atlas.manifest, atlas.manifest["training"]
     conv = convergence(summary)
     s, ref = doc["summary"], REFERENCE_ATLAS
@@ -110,6 +124,7 @@ def _notes(atlas, summary: list[dict], doc: dict, weights: Path, extra: str) -> 
         f"(`{m['data'].get('library', '?')}`, SHA-256 `{m['data'].get('library_sha256', '?')}`; sources and "
         "licenses in `cloud_trainer/motion/data/ATTRIBUTION.md`)",
         f"- body: {m['anthropometry']['height_m']} m, {m['anthropometry']['mass_kg']} kg, {m['anthropometry']['sex']}",
+        *_terrain_lines(m),
         f"- training: {t['samples']:,} samples in {t['updates']:,} updates, {t['wall_s'] / 3600:.2f} h of wall-clock "
         f"time ({t['invocations']} invocation(s)), {t['episodes']:,} episodes, on the 2-core development machine "
         f"shared with other jobs (no GPU); peak memory {peak_mb:.0f} MiB",
@@ -148,6 +163,7 @@ def _notes(atlas, summary: list[dict], doc: dict, weights: Path, extra: str) -> 
         cells = [g["speed_m_s"], g["stride_length_m"], g["speed_achieved_m_s"], g["stride_length_achieved_m"],
                  g["joint_angle_error_deg"], g["com_error_cm"], g["limb_end_error_cm"], g["fall_rate"]]  # fmt: skip
         lines.append("| " + " | ".join("-" if c is None else f"{c:.2f}" for c in cells) + " |")
+    lines += _course_lines(courses)
     lines += [
         "",
         "## Training log (compact)",
@@ -180,3 +196,35 @@ def _notes(atlas, summary: list[dict], doc: dict, weights: Path, extra: str) -> 
         "this file.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _terrain_lines(manifest: dict) -> list[str]:
+    """The courses of a terrain-aware atlas's training and the weights it started from."""
+    lines = []
+    if manifest.get("terrain_mix"):
+        mix = ", ".join(f"{c['task']}{'' if c['level'] is None else ':' + str(c['level'])} {100 * c['share']:g} %"
+                        for c in manifest["terrain_mix"])  # fmt: skip
+        lines.append(f"- courses (share of the simulations): {mix}")
+    if manifest.get("initialised_from"):
+        init = manifest["initialised_from"]
+        lines.append(f"- started from: `{init['file']}` (SHA-256 `{init['sha256']}`)")
+    return lines
+
+
+def _course_lines(courses: dict | None) -> list[str]:
+    """The course walks of a terrain-aware atlas as a table; none for a flat atlas."""
+    if courses is None:
+        return []
+    lines = [
+        "",
+        f"`stridetwin atlas eval --courses --repeats {courses['n_per_course']}` ({courses['n_per_course']} walks of "
+        f"{courses['duration_s']:g} s per course, deterministic policy, starting {RUN_IN_M - RUN_IN_START_X_M[1]:g}-"
+        f"{RUN_IN_M - RUN_IN_START_X_M[0]:g} m before the ramp or the stairs; full document in `{COURSES_NAME}`):",
+        "",
+        "| course | walks that fell | walks that reached the top | mean distance walked, m |",
+        "|---|---|---|---|",
+    ]
+    for c in courses["courses"]:
+        top = "-" if c["reached_top"] is None else f"{c['reached_top']:.0%}"
+        lines.append(f"| {c['course']} | {c['fell']:.0%} | {top} | {c['distance_m']:.1f} |")
+    return lines

@@ -70,11 +70,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ship",
         help="copy a run's weights into the project with its log summary, evaluation and TRAINING.md",
         description="Copy RUN/atlas.pt to cloud_trainer/atlas/weights/ (or --to) with train_log_summary.csv, eval.json "
-        "and TRAINING.md (command, data, samples, wall-clock time, evaluation beside the reference atlas).",
+        "and TRAINING.md (command, data, samples, wall-clock time, evaluation beside the reference atlas); a "
+        "terrain-aware atlas also walks its courses (courses.json).",
     )
     ship.add_argument("--run", type=Path, default=DEFAULT_RUN_DIR, help=f"run directory (default {DEFAULT_RUN_DIR})")
     ship.add_argument("--to", type=Path, help="destination folder (default: the shipped weights' folder)")
     ship.add_argument("--repeats", type=int, default=4, help="evaluation episodes per goal (default 4)")
+    ship.add_argument(
+        "--course-repeats", type=int, default=16,
+        help="walks per course of a terrain-aware atlas (default 16)",
+    )  # fmt: skip
     ship.set_defaults(func=run_ship)
 
 
@@ -165,10 +170,11 @@ def run_ship(args: argparse.Namespace) -> int:
     from cloud_trainer.errors import TrainerError
     from stridetwin.cli import CliError
 
-    if args.repeats < 1:
-        raise CliError(f"--repeats must be ≥ 1, got {args.repeats}")
+    for flag, value in (("--repeats", args.repeats), ("--course-repeats", args.course_repeats)):
+        if value < 1:
+            raise CliError(f"{flag} must be ≥ 1, got {value}")
     try:
-        doc = ship_atlas(args.run, args.to, eval_repeats=args.repeats)
+        doc = ship_atlas(args.run, args.to, eval_repeats=args.repeats, course_repeats=args.course_repeats)
     except TrainerError as exc:
         raise CliError(str(exc)) from None
     except FileNotFoundError as exc:
