@@ -325,9 +325,18 @@ class TwinVecEnv(VectorEnv):
     def _clip_time_s(self, time_s: np.ndarray, ids=slice(None)) -> np.ndarray:
         return self._clip_time0_s[ids] + time_s * self._time_scale[ids]
 
-    def _reference(self, time_s: np.ndarray, ids=slice(None), *, kinematic_targets: bool = True) -> ReferenceFrames:
-        """The (goal-resampled) reference of each environment at its episode time, placed on the course."""
-        frames = self.bank.sample(
+    def _reference(
+        self, time_s: np.ndarray, ids=slice(None), *, kinematic_targets: bool = True, root_x_m: np.ndarray | None = None
+    ) -> ReferenceFrames:
+        """The (goal-resampled) reference of each environment at its episode time, placed on the course.
+
+        ``root_x_m`` (default: where each simulation's pelvis is) is for a task whose reference depends on where on
+        the course the walker is (:class:`~cloud_trainer.envs.stairs.StairsEnv`); here it is not read."""
+        return self._placed(self.bank, time_s, ids, kinematic_targets)
+
+    def _placed(self, bank: ReferenceBank, time_s: np.ndarray, ids, kinematic_targets: bool) -> ReferenceFrames:
+        """The motions of ``bank`` at the episodes' references, goals and times, placed on the course."""
+        frames = bank.sample(
             self._ref[ids],
             self._clip_time_s(time_s, ids),
             self._time_scale[ids],
@@ -385,8 +394,8 @@ class TwinVecEnv(VectorEnv):
         self._episode_return[ids] = 0.0
         self._episode_guidance[ids] = 0.0
         self._root_shift_xy[ids] = 0.0
-        start = self._reference(np.zeros(n), ids, kinematic_targets=False)
         start_x = rng.uniform(*cfg.start_x_range_m, n)
+        start = self._reference(np.zeros(n), ids, kinematic_targets=False, root_x_m=start_x)
         shift = np.stack([start_x, np.zeros(n)], axis=1) - start.qpos[:, :2]
         self._root_shift_xy[ids] = shift
         start.qpos[:, :2] += shift

@@ -17,8 +17,8 @@ import numpy as np
 from cloud_trainer.envs.base import LocomotionConfig
 from cloud_trainer.envs.walk import WalkEnv
 from cloud_trainer.envs.walk import default_config as walk_config
-from cloud_trainer.motion.climb import climbing
-from cloud_trainer.motion.reference import ReferenceMotion
+from cloud_trainer.motion.climb import climbing, minimum_jerk
+from cloud_trainer.motion.reference import ReferenceBank, ReferenceFrames, ReferenceMotion
 from cloud_trainer.twin.constants import FOOT_BODIES
 from cloud_trainer.twin.terrain import N_STAIR_STEPS, STAIR_HEIGHTS_M, STAIR_TREAD_M, Terrain
 
@@ -47,6 +47,13 @@ STEP_CUE_SWING_SPEED_M_S = 0.2
 #: `quick`; with the climbing reference at 7.5 cm the healthy twin's checks fell in 38-55 % of walks instead of 97 %,
 #: while climbing 3.75 cm slowed the hemiparetic twin there (its weak knee asked to lift the body).
 CLIMBING_FROM_RISER_M = 0.05
+#: Where the climbing reference takes over, by the pelvis's place along the course: from the level gait to the
+#: climbing one over a stride that ends a tread before the first riser (the foot that lands on the first tread swings
+#: while the pelvis covers it), and back over a stride that starts a tread past the last riser (the trailing foot's
+#: last climbing step onto the landing), along minimum-jerk curves. On the run-in and the landing the twin imitates
+#: the level gait: imitated there, the climbing reference asks a swing foot to land on a tread that is not there
+#: (falls on the run-in at 7.5 cm, docs/pipeline.md).
+CLIMBING_BLEND_M = STAIR_STRIDE_M
 #: Weight of the cue when a curriculum switches it on (``guidance_terms={"step_cue": STEP_CUE_WEIGHT}``): a fifth of
 #: the largest per-step task reward (1), enough to matter early, small beside the imitation and goal terms.
 STEP_CUE_WEIGHT = 0.2
@@ -81,19 +88,34 @@ class StairsEnv(WalkEnv):
         self._geom_xpos = self.batch.bind("geom_xpos")
         self._forefoot_ids = np.array([self.model.geom(f"forefoot_{b[-1]}").id for b in FOOT_BODIES])
         self._forefoot_radius_m = self.model.geom_size[self._forefoot_ids, 0]
+        climbing_motions = self.climbing(self.bank.motions, self.twin.model, self.terrain)
+        self._climbing_bank = None if climbing_motions is None else ReferenceBank(climbing_motions)
 
     @classmethod
-    def imitated(
+    def climbing(
         cls, references: Sequence[ReferenceMotion], model: mujoco.MjModel, terrain: Terrain
-    ) -> list[ReferenceMotion]:
-        """On risers of ``CLIMBING_FROM_RISER_M`` and more, each travelling reference climbing them with its own gait
-        (:func:`~cloud_trainer.motion.climb.climbing`): a stride of ``s`` metres rises ``s / tread`` risers. Lower
-        risers (and level 1) imitate the references as given."""
+    ) -> list[ReferenceMotion] | None:
+        """What the episodes imitate on the stairs themselves (:func:`climbing_share`): on risers of
+        ``CLIMBING_FROM_RISER_M`` and more, each travelling reference climbing them with its own gait
+        (:func:`~cloud_trainer.motion.climb.climbing`; a stride of ``s`` metres rises ``s / tread`` risers); None on
+        lower risers and on level 1, where the references are imitated as given all along the course."""
         step_m = terrain.step_height_m
         if step_m < CLIMBING_FROM_RISER_M:
-            return list(references)
+            return None
         return [climbing(r, model, step_m * r.stride_length_m / STAIR_TREAD_M) if r.speed_m_s > 0 else r
                 for r in references]  # fmt: skip
+
+    def _reference(
+        self, time_s: np.ndarray, ids=slice(None), *, kinematic_targets: bool = True, root_x_m: np.ndarray | None = None
+    ) -> ReferenceFrames:
+        """The level gait's reference, blended into the climbing one by the pelvis's place (:func:`climbing_share`)."""
+        frames = super()._reference(time_s, ids, kinematic_targets=kinematic_targets)
+        if self._climbing_bank is None:
+            return frames
+        share = climbing_share(self._qpos[ids, 0] if root_x_m is None else root_x_m, self.terrain)
+        if not share.any():
+            return frames
+        return frames.blended(self._placed(self._climbing_bank, time_s, ids, kinematic_targets), share)
 
     def _guidance_step_cue(self, m: SimpleNamespace) -> np.ndarray:
         """The paper's minimal terrain cue, per foot, mean over both: 1 where no riser lies within
@@ -116,3 +138,17 @@ class StairsEnv(WalkEnv):
         ahead &= m.foot_forward_m_s > STEP_CUE_SWING_SPEED_M_S
         raised = ~m.contact & (lowest_z >= (k + 1) * step - STEP_CUE_CLEARANCE_TOLERANCE_M)
         return np.where(ahead, raised, True).astype(float).mean(axis=1)
+
+
+def climbing_span_m(terrain: Terrain) -> tuple[float, float]:
+    """Where along ``terrain``'s course the pelvis imitates only the climbing reference, m (``CLIMBING_BLEND_M``)."""
+    return terrain.feature_start_x_m - STAIR_TREAD_M, terrain.feature_end_x_m + STAIR_TREAD_M
+
+
+def climbing_share(root_x_m: np.ndarray, terrain: Terrain) -> np.ndarray:
+    """How much of the climbing reference a walker whose pelvis is at ``root_x_m`` imitates on ``terrain``'s stairs:
+    0 (the level gait) … 1, rising over ``CLIMBING_BLEND_M`` up to :func:`climbing_span_m` and falling after it."""
+    x = np.asarray(root_x_m, dtype=float)
+    full_from_m, full_to_m = climbing_span_m(terrain)
+    rising = minimum_jerk((x - full_from_m) / CLIMBING_BLEND_M + 1.0)
+    return np.minimum(rising, 1.0 - minimum_jerk((x - full_to_m) / CLIMBING_BLEND_M))

@@ -46,6 +46,23 @@ class ReferenceFrames:
     com_rel_m: np.ndarray  # (N, 3)
     ends_rel_m: np.ndarray  # (N, n_ends, 3)
 
+    def blended(self, other: ReferenceFrames, share: np.ndarray) -> ReferenceFrames:
+        """Each row ``share`` (N,) of the way from this sample to ``other``'s, linearly; root orientations
+        renormalised (meant for motions that differ in joint angles and pelvis height, not in heading)."""
+
+        def mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            w = share.reshape(-1, *([1] * (a.ndim - 1)))
+            return a + w * (b - a)
+
+        qpos = mix(self.qpos, other.qpos)
+        qpos[:, 3:7] /= np.linalg.norm(qpos[:, 3:7], axis=1, keepdims=True)
+        return ReferenceFrames(
+            qpos=qpos,
+            qvel=mix(self.qvel, other.qvel),
+            com_rel_m=mix(self.com_rel_m, other.com_rel_m),
+            ends_rel_m=mix(self.ends_rel_m, other.ends_rel_m),
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class ReferenceMotion:

@@ -46,6 +46,7 @@ from cloud_trainer.envs.constants import (
     OBSERVATION_WIDTH,
 )
 from cloud_trainer.envs.registry import ENVIRONMENTS
+from cloud_trainer.envs.stairs import CLIMBING_BLEND_M, StairsEnv, climbing_span_m
 from cloud_trainer.errors import TrainerError
 from cloud_trainer.learn.ppo import GaussianPolicy
 from cloud_trainer.motion.reference import ReferenceMotion
@@ -54,7 +55,7 @@ from cloud_trainer.pipeline.rollout import EvalSetting, PolicyLike, run_rollouts
 from cloud_trainer.twin.actuation import KV_PER_KP_S, SATURATION_ANGLE_RAD
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.constants import GROUP_NAMES, JOINT_NAMES
-from cloud_trainer.twin.model import PHYSICS_TIMESTEP_S, build_twin
+from cloud_trainer.twin.model import PHYSICS_TIMESTEP_S, Twin, build_twin
 
 OPSET = 17
 OUTPUT_NAMES = ("action", "target_residual_rad", "torque_limit_fraction")
@@ -243,6 +244,30 @@ def _reference_frames(reference: ReferenceMotion) -> dict:
     }
 
 
+def _on_stairs(env_class: type, references: list[ReferenceMotion], twin: Twin) -> dict:
+    """On stairs with a climbing reference: its frames and where along the course it takes over; else nothing."""
+    motions = env_class.climbing(references, twin.model, twin.terrain) if issubclass(env_class, StairsEnv) else None
+    if motions is None:
+        return {}
+    full_from_m, full_to_m = climbing_span_m(twin.terrain)
+    return {
+        "reference_on_stairs": {
+            "name": motions[0].name,
+            "source": motions[0].source,
+            "frames": _reference_frames(motions[0]),
+            "share": {
+                "meaning": (
+                    "imitated target = reference + share × (reference_on_stairs − reference), both read at the same "
+                    "clip time (root orientation renormalised); share by the pelvis's x along the course"
+                ),
+                "rises_m": [round(full_from_m - CLIMBING_BLEND_M, 6), round(full_from_m, 6)],
+                "falls_m": [round(full_to_m, 6), round(full_to_m + CLIMBING_BLEND_M, 6)],
+                "curve": "minimum jerk s³(10 − 15s + 6s²) over each span; 1 between them, 0 outside",
+            },
+        }
+    }
+
+
 def _manifest(
     policy: GaussianPolicy, setting: EvalSetting, onnx_path: Path, model_bytes: bytes, provenance: dict | None
 ) -> dict:
@@ -252,8 +277,9 @@ def _manifest(
     anthropometry = setting.anthropometry or Anthropometry()
     twin = build_twin(anthropometry, config.terrain)
     speed, stride = setting.resolved_goal()
-    # the motion the policy imitates on this course (on high stairs: the reference climbing them)
-    reference = ENVIRONMENTS[setting.task][0].imitated(setting.references, twin.model, twin.terrain)[0]
+    env_class = ENVIRONMENTS[setting.task][0]
+    # the motion the policy imitates on this course (and on high stairs, on the stairs themselves: it climbing them)
+    reference = env_class.imitated(setting.references, twin.model, twin.terrain)[0]
     ceiling = dict(zip(JOINT_NAMES, np.round(twin.torque_ceiling_nm, 4).tolist(), strict=True))
     model = onnx.load_from_string(model_bytes)
     return {
@@ -334,6 +360,7 @@ def _manifest(
             "cycle_period_s": reference.cycle_period_s,
             "frames": _reference_frames(reference),
         },
+        **_on_stairs(env_class, [reference], twin),
         "task_config": task_config_document(config),
         "provenance": provenance or {},
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -19,9 +19,17 @@ from cloud_trainer.envs.constants import (
     frame_slices,
 )
 from cloud_trainer.envs.registry import ENV_NAMES, make_env
-from cloud_trainer.envs.stairs import CLIMBING_FROM_RISER_M, StairsEnv
+from cloud_trainer.envs.stairs import (
+    CLIMBING_BLEND_M,
+    CLIMBING_FROM_RISER_M,
+    StairsEnv,
+    climbing_share,
+    climbing_span_m,
+)
+from cloud_trainer.envs.stairs import default_config as stairs_config
 from cloud_trainer.envs.walk import WalkEnv, default_config
 from cloud_trainer.errors import UnknownNameError
+from cloud_trainer.motion.reference import ReferenceBank
 from cloud_trainer.motion.synthetic import sinusoidal_gait_reference, standing_reference
 from cloud_trainer.twin.constants import GROUP_NAMES, JOINT_GROUP_INDEX, N_JOINTS, N_ROOT_QPOS
 from cloud_trainer.twin.kinematics import quat_tilt_rad
@@ -261,16 +269,40 @@ def test_slope_and_stairs_levels_pick_their_course(gait) -> None:
     assert make_env("stairs", [gait], n_envs=1, n_threads=1).terrain.name == "stairs:5"
 
 
-def test_stairs_from_7_5_cm_imitate_their_references_climbing_a_riser_per_tread_of_stride(gait) -> None:
-    for level in (1, 2):  # no risers, 3.75 cm: the level gait as given
-        assert make_env("stairs", [gait], level=level, n_envs=1, n_threads=1).bank.motions[0] is gait
-    env = make_env("stairs", [gait], level=3, n_envs=1, n_threads=1)
+def test_stairs_from_7_5_cm_imitate_their_references_climbing_them_on_the_stairs_only(gait) -> None:
+    for level in (1, 2):  # no risers, 3.75 cm: the level gait as given, all along the course
+        env = make_env("stairs", [gait], level=level, n_envs=1, n_threads=1)
+        assert env.bank.motions[0] is gait
+        assert StairsEnv.climbing([gait], env.twin.model, env.terrain) is None
+    config = dataclasses.replace(stairs_config(3), start_x_range_m=(2.4, 2.4))  # where the climb starts to blend in
+    env = StairsEnv([gait], config=config, n_envs=3, n_threads=1)
     assert env.terrain.step_height_m >= CLIMBING_FROM_RISER_M
+    assert env.bank.motions[0] is gait  # on the run-in and the landing
+    climbing = StairsEnv.climbing([gait], env.twin.model, env.terrain)[0]
     rise_m = env.terrain.step_height_m * gait.stride_length_m / STAIR_TREAD_M
-    assert env.bank.motions[0].source.endswith(f"climbing {rise_m * 100:.1f} cm a stride")
-    # what a runner outside the trainer is given for its PD targets is what the episodes imitate
-    imitated = StairsEnv.imitated([gait], env.twin.model, env.terrain)[0]
-    np.testing.assert_array_equal(imitated.qpos, env.bank.motions[0].qpos)
+    assert climbing.source.endswith(f"climbing {rise_m * 100:.1f} cm a stride")
+    # the share of the climbing reference by the pelvis's place: none on the run-in, all of it on the stairs
+    full_from_m, full_to_m = climbing_span_m(env.terrain)
+    assert full_from_m < env.terrain.feature_start_x_m < env.terrain.feature_end_x_m < full_to_m
+    half = CLIMBING_BLEND_M / 2
+    x = np.array([0.0, full_from_m - 2 * half, full_from_m - half, full_from_m, 4.0, full_to_m, full_to_m + half,
+                  full_to_m + 2 * half, env.terrain.course_end_x_m])  # fmt: skip
+    np.testing.assert_allclose(climbing_share(x, env.terrain), [0, 0, 0.5, 1, 1, 1, 0.5, 0, 0], atol=1e-12)
+
+    env.reset()
+    time_s = np.full(3, 0.4)
+    level = env._placed(env.bank, time_s, slice(None), True)
+    climb = env._placed(ReferenceBank([climbing]), time_s, slice(None), True)
+    assert np.abs(level.qpos[:, N_ROOT_QPOS:] - climb.qpos[:, N_ROOT_QPOS:]).max() > 0.1  # hips and knees, rad
+    targets = env._reference(time_s, root_x_m=np.array([0.5, 4.0, full_from_m - half]))
+    np.testing.assert_allclose(targets.qpos[0], level.qpos[0], atol=1e-9)
+    np.testing.assert_allclose(targets.qpos[1], climb.qpos[1], atol=1e-9)
+    np.testing.assert_allclose(targets.ends_rel_m[1], climb.ends_rel_m[1], atol=1e-9)
+    np.testing.assert_allclose(targets.qpos[2], 0.5 * (level.qpos[2] + climb.qpos[2]), atol=1e-9)
+    # an episode starting in the blend starts from the blended pose, at its own place
+    start = env._reference(np.zeros(3), kinematic_targets=False)
+    np.testing.assert_allclose(env._qpos[:, N_ROOT_QPOS:], start.qpos[:, N_ROOT_QPOS:], atol=1e-9)
+    np.testing.assert_allclose(climbing_share(env.root_x_m, env.terrain), 0.5)  # 2.4 m: halfway into the climb
 
 
 def test_playing_the_reference_itself_earns_the_full_goal_and_imitation_reward(gait) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from cloud_trainer.envs.constants import ACTION_LAYOUT, CONTROL_PERIOD_S, FRAME_LAYOUT, OBSERVATION_WIDTH
 from cloud_trainer.envs.registry import make_env
+from cloud_trainer.envs.stairs import StairsEnv, climbing_share
 from cloud_trainer.learn.ppo import GaussianPolicy, PPOArgs
 from cloud_trainer.pipeline.onnx_export import OPSET, OnnxExportError, export_onnx
 from cloud_trainer.pipeline.onnx_policy import MANIFEST_SCHEMA, OnnxPolicy, OnnxPolicyError
@@ -109,23 +110,37 @@ def test_manifest_describes_the_policy(exported):
 
 
 def test_manifest_carries_the_reference_frames_a_runner_needs_for_its_pd_targets(exported, setting):
-    frames = exported.manifest["reference"]["frames"]
-    # what the trainer's episodes imitate at the manifest's level (stairs 7.5 cm: the reference climbing them)
+    # what the trainer's episodes imitate at the manifest's level: on stairs of 7.5 cm, the level gait on the run-in
+    # and the landing, the reference climbing them on the stairs, blended by the pelvis's place
     env = make_env("stairs", setting.references, level=3, anthropometry=PATIENT, n_envs=1, n_threads=1)
-    reference = env.bank.motions[0]
-    assert reference is not setting.references[0]
-    assert exported.manifest["reference"]["source"] == reference.source
-    qpos = np.array(frames["qpos"])
-    np.testing.assert_allclose(qpos, reference.qpos, atol=1e-6)
-    assert (frames["dt_s"], frames["cyclic"]) == (reference.dt_s, True)
-    # the documented reading (linear between frames, wrapping after the last) gives the trainer's own targets
-    clip_time_s = np.array([0.0, 0.37, reference.cycle_period_s - 0.5 * reference.dt_s, 2.3 * reference.cycle_period_s])
-    position = (clip_time_s / frames["dt_s"]) % len(qpos)
-    i0 = np.floor(position).astype(int)
-    alpha = (position - i0)[:, None]
-    j = N_ROOT_QPOS  # joint angles follow the root's position and orientation
-    joints = (1 - alpha) * qpos[i0, j:] + alpha * qpos[(i0 + 1) % len(qpos), j:]
-    np.testing.assert_allclose(joints, reference.sample(clip_time_s).qpos[:, j:], atol=1e-5)
+    climbing = StairsEnv.climbing(setting.references, env.twin.model, env.terrain)[0]
+    for block, reference in (("reference", env.bank.motions[0]), ("reference_on_stairs", climbing)):
+        frames = exported.manifest[block]["frames"]
+        assert exported.manifest[block]["source"] == reference.source
+        qpos = np.array(frames["qpos"])
+        np.testing.assert_allclose(qpos, reference.qpos, atol=1e-6)
+        assert (frames["dt_s"], frames["cyclic"]) == (reference.dt_s, True)
+        # the documented reading (linear between frames, wrapping after the last) gives the trainer's own targets
+        clip_time_s = np.array([0.0, 0.37, reference.cycle_period_s - 0.5 * reference.dt_s,
+                                2.3 * reference.cycle_period_s])  # fmt: skip
+        position = (clip_time_s / frames["dt_s"]) % len(qpos)
+        i0 = np.floor(position).astype(int)
+        alpha = (position - i0)[:, None]
+        j = N_ROOT_QPOS  # joint angles follow the root's position and orientation
+        joints = (1 - alpha) * qpos[i0, j:] + alpha * qpos[(i0 + 1) % len(qpos), j:]
+        np.testing.assert_allclose(joints, reference.sample(clip_time_s).qpos[:, j:], atol=1e-5)
+    assert "climbing" in climbing.source
+    # the documented share (minimum jerk over each span) is the trainer's
+    share = exported.manifest["reference_on_stairs"]["share"]
+    x = np.linspace(0.0, env.terrain.course_end_x_m, 301)
+
+    def minimum_jerk(s: np.ndarray) -> np.ndarray:
+        s = np.clip(s, 0.0, 1.0)
+        return s**3 * (10 - 15 * s + 6 * s**2)
+
+    (a, b), (c, d) = share["rises_m"], share["falls_m"]
+    documented = np.minimum(minimum_jerk((x - a) / (b - a)), 1.0 - minimum_jerk((x - c) / (d - c)))
+    np.testing.assert_allclose(documented, climbing_share(x, env.terrain), atol=1e-5)
 
 
 def test_runner_needs_no_torch(exported):
