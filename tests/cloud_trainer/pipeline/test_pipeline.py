@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud_trainer.learn.terrain_view import terrain_ray_columns
+from cloud_trainer.atlas.weights import load_atlas
+from cloud_trainer.learn.terrain_view import reads_terrain, terrain_ray_columns
 from cloud_trainer.pipeline.api import PipelineRequest, ProgressEvent, Stage
 from cloud_trainer.pipeline.errors import PipelineCancelled, PipelineStateError
 from cloud_trainer.pipeline.policy import load_policy
@@ -112,10 +113,12 @@ def test_smoke_run_killed_mid_training_resumes_and_writes_every_artifact(tmp_pat
     assert "hip swing" in stairs_ref["source"]
     assert "hip swing" not in slope_ref["source"]
     assert (out / "prediction" / "stairs" / "reference.npz").is_file()
-    # adapted from the flat atlas, the task policies started blind to the terrain rays (learn/terrain_view.py)
-    assert load_policy(out / "adaptation" / "policy.pt").manifest["reads_terrain"] is False
+    # adapted from the terrain-aware atlas, the task policies keep reading the terrain rays; from a flat one they
+    # would start blind to them (learn/terrain_view.py)
+    atlas_reads_terrain = reads_terrain(load_atlas().manifest)
+    assert load_policy(out / "adaptation" / "policy.pt").manifest["reads_terrain"] is atlas_reads_terrain
     first_layer = load_policy(out / "prediction" / "stairs" / "policy.pt").state["policy"]["mean_net.0.weight"]
-    assert first_layer[:, terrain_ray_columns()].abs().max() < 0.05
+    assert bool(first_layer[:, terrain_ray_columns()].abs().max() > 0.05) is atlas_reads_terrain
     # what leaves the trainer names the clip by its content: no path, no file name (they may hold a patient's name)
     for path in [out / "report.json", out / "report.html", out / TRAINING_NAME, *(out / "policies").glob("*.json")]:
         text = path.read_text()
