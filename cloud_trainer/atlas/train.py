@@ -22,7 +22,7 @@ from cloud_trainer.envs.mixed import MixedVecEnv
 from cloud_trainer.envs.walk import WalkEnv, default_config
 from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.ppo import PPO, PPOArgs
-from cloud_trainer.learn.terrain_view import blind_to_terrain
+from cloud_trainer.learn.terrain_view import blind_to_terrain, reads_terrain
 from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, TrainArgs, Trainer, load_checkpoint
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.twin.anthropometry import Anthropometry
@@ -90,8 +90,9 @@ def train_atlas(
     (its file name and checksum are then recorded); ``data`` describes given references for the manifest.
 
     ``mix`` trains the terrain-aware atlas on those courses (:mod:`cloud_trainer.atlas.terrain`; ``config`` is then
-    its flat-ground part). ``init_from`` starts a fresh run from the atlas weights in that file, made blind to the
-    terrain rays when ``mix`` is given (the flat atlas reads them as pelvis height); a resumed run ignores it.
+    its flat-ground part). ``init_from`` starts a fresh run from the atlas weights in that file; with ``mix``, weights
+    from a flat atlas are first made blind to the terrain rays (it reads them as pelvis height), a terrain-aware
+    atlas's keep them. A resumed run ignores it.
     """
     out_dir = Path(out_dir)
     config = config or atlas_config()
@@ -125,8 +126,9 @@ def train_atlas(
         return make_atlas_env(references, n_envs, env_seed, n_threads=env_threads, config=config)
 
     def initialise(ppo: PPO) -> None:
-        load_atlas(init_from).load_into(ppo)
-        if mix is not None:
+        start = load_atlas(init_from)
+        start.load_into(ppo)
+        if mix is not None and not reads_terrain(start.manifest):
             blind_to_terrain(ppo.policy, ppo.value)
         log.info("initialised from %s", init_from)
 

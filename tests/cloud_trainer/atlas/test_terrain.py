@@ -1,5 +1,6 @@
 """The terrain-aware atlas: its courses and their shares, what each course imitates, and a run started from the
-shipped atlas (blind to the terrain rays) that trains, resumes and records its mix."""
+flat atlas (blind to the terrain rays) or from the shipped terrain-aware one (keeping them) that trains, resumes and
+records its mix."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
 from cloud_trainer.envs.constants import ACTION_WIDTH
 from cloud_trainer.envs.stairs import CLIMBING_FROM_RISER_M, STAIR_STRIDE_M
+from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.terrain_view import reads_terrain, terrain_ray_columns
 from cloud_trainer.learn.train import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from cloud_trainer.twin.terrain import RUN_IN_START_X_M
@@ -56,20 +58,23 @@ def test_each_course_walks_its_own_task_from_its_run_in(walk_reference) -> None:
             assert "step_cue" in part.config.guidance_terms
 
 
-def test_a_terrain_run_starts_from_the_atlas_blind_to_the_rays_and_resumes(tmp_path, walk_reference) -> None:
-    out = tmp_path / "terrain"
+def test_a_terrain_run_starts_from_a_flat_atlas_blind_to_the_rays_and_resumes(tmp_path, walk_reference) -> None:
+    flat_run, out = tmp_path / "flat", tmp_path / "terrain"
+    train_atlas(flat_run, ppo_args=dataclasses.replace(ATLAS_PPO_ARGS, n_envs=2), references=[walk_reference],
+                env_threads=1, budget_samples=2)  # fmt: skip
+    flat = load_atlas(flat_run / WEIGHTS_NAME)
+    assert not reads_terrain(flat.manifest)
     args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=len(TERRAIN_MIX))  # one simulation per course: 28 samples
     run = functools.partial(train_atlas, out, ppo_args=args, references=[walk_reference], mix=TERRAIN_MIX,
-                            init_from=SHIPPED_WEIGHTS, env_threads=1)  # fmt: skip
+                            init_from=flat_run / WEIGHTS_NAME, env_threads=1)  # fmt: skip
     assert run(budget_samples=28).counters_.samples == 28
-    shipped = load_atlas().state["policy"]
     trained = load_checkpoint(out / CHECKPOINT_NAME)["ppo"]["policy"]
     first = "mean_net.0.weight"
     rays = torch.as_tensor(terrain_ray_columns())
-    others = torch.as_tensor(np.setdiff1d(np.arange(shipped[first].shape[1]), terrain_ray_columns()))
-    # one small update away from the shipped atlas, except the rays' weights, which started from zero
-    assert (trained[first][:, others] - shipped[first][:, others]).abs().max() < 0.01
-    assert shipped[first][:, rays].abs().max() > 0.1
+    others = torch.as_tensor(np.setdiff1d(np.arange(trained[first].shape[1]), terrain_ray_columns()))
+    # one small update away from the flat atlas, except the rays' weights, which started from zero
+    assert (trained[first][:, others] - flat.state["policy"][first][:, others]).abs().max() < 0.01
+    assert flat.state["policy"][first][:, rays].abs().max() > 0.1
     assert trained[first][:, rays].abs().max() < 0.01
     with pytest.raises(CheckpointError, match="resume it with --terrain"):
         train_atlas(out, ppo_args=args, references=[walk_reference], resume=True, budget_samples=56)
@@ -78,9 +83,22 @@ def test_a_terrain_run_starts_from_the_atlas_blind_to_the_rays_and_resumes(tmp_p
     manifest = load_atlas(out / WEIGHTS_NAME).manifest
     assert manifest["task"] == "terrain mix"
     assert reads_terrain(manifest)  # what the pipeline adapts from it keeps its ray weights
-    assert not reads_terrain(load_atlas().manifest)
     assert [c["task"] for c in manifest["terrain_mix"]] == [c.task for c in TERRAIN_MIX]
-    assert manifest["initialised_from"]["file"] == SHIPPED_WEIGHTS.name
+    assert manifest["initialised_from"] == {"file": WEIGHTS_NAME, "sha256": file_sha256(flat_run / WEIGHTS_NAME)}
+
+
+def test_a_terrain_run_from_a_terrain_aware_atlas_keeps_its_ray_weights(tmp_path, walk_reference) -> None:
+    shipped = load_atlas()
+    assert reads_terrain(shipped.manifest)
+    args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=len(TERRAIN_MIX))
+    train_atlas(tmp_path / "terrain", ppo_args=args, references=[walk_reference], mix=TERRAIN_MIX,
+                init_from=SHIPPED_WEIGHTS, env_threads=1, budget_samples=28)  # fmt: skip
+    trained = load_checkpoint(tmp_path / "terrain" / CHECKPOINT_NAME)["ppo"]["policy"]["mean_net.0.weight"]
+    rays = torch.as_tensor(terrain_ray_columns())
+    learnt = shipped.state["policy"]["mean_net.0.weight"][:, rays]  # grown from zero over its training
+    assert learnt.abs().max() > 0.02
+    # one small update away from them (blinded, they would all be 0)
+    assert (trained[:, rays] - learnt).abs().max() < 0.1 * learnt.abs().max()
 
 
 def test_train_command_takes_the_terrain_mix_and_starting_weights(tmp_path, capsys) -> None:
