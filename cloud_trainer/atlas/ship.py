@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cloud_trainer.atlas.evaluate import REFERENCE_ATLAS, evaluate_atlas
 from cloud_trainer.atlas.references import atlas_references
-from cloud_trainer.atlas.terrain import evaluate_courses
+from cloud_trainer.atlas.terrain import Course, evaluate_courses
 from cloud_trainer.atlas.train import WEIGHTS_NAME
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
 from cloud_trainer.hashing import file_sha256
@@ -202,8 +202,8 @@ def _terrain_lines(manifest: dict) -> list[str]:
     """The courses of a terrain-aware atlas's training and the weights it started from."""
     lines = []
     if manifest.get("terrain_mix"):
-        mix = ", ".join(f"{c['task']}{'' if c['level'] is None else ':' + str(c['level'])} {100 * c['share']:g} %"
-                        for c in manifest["terrain_mix"])  # fmt: skip
+        courses = [Course(**c) for c in manifest["terrain_mix"]]
+        mix = ", ".join(f"{course.name} {100 * course.share:g} %" for course in courses)
         lines.append(f"- courses (share of the simulations): {mix}")
     if manifest.get("initialised_from"):
         init = manifest["initialised_from"]

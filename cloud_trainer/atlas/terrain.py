@@ -8,7 +8,7 @@ climbed with the whole healthy library hands the patient's adaptation a policy t
 The task: the atlas's references and PPO arguments, one policy over the courses of :data:`TERRAIN_MIX` at once
 (:class:`~cloud_trainer.envs.mixed.MixedVecEnv`), each course with its own task's goals and reward as the patient's
 task stages use them (slope: the walk goals on the ramp; stairs: two treads a stride at 0.4-0.8 m/s, the stair cue
-on, from 7.5 cm the references climbing, :meth:`~cloud_trainer.envs.stairs.StairsEnv.imitated`). Episodes on
+on, from 7.5 cm the references climbing, :meth:`~cloud_trainer.envs.stairs.StairsEnv.climbing`). Episodes on
 ramps and stairs start on the run-in, at most 1.5 m before the feature, so that most of each reaches it. Three
 eighths of the simulations stay on flat ground so that the atlas keeps walking as it did.
 

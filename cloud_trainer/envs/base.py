@@ -168,7 +168,7 @@ class TwinVecEnv(VectorEnv):
         self.config = config or self.default_config()
         self.twin = build_twin(anthropometry, self.config.terrain)
         self.terrain = self.twin.terrain
-        self.bank = ReferenceBank(self.imitated(references, self.twin.model, self.terrain))
+        self.bank = ReferenceBank(references)
         for group in ("goal_terms", "imitation_terms"):
             for term in getattr(self.config, group):
                 self._term_method(f"_reward_{term}")
@@ -579,13 +579,14 @@ class TwinVecEnv(VectorEnv):
     # ------------------------------------------------------------------ reward
 
     @classmethod
-    def imitated(
+    def climbing(
         cls, references: Sequence[ReferenceMotion], model: mujoco.MjModel, terrain: Terrain
-    ) -> list[ReferenceMotion]:
-        """The motions this task's episodes imitate on ``terrain``, made from ``references`` (played on ``model``):
-        here the references as given. A runner outside the trainer needs them for its PD targets (the ONNX manifest
-        holds them)."""
-        return list(references)
+    ) -> list[ReferenceMotion] | None:
+        """Motions that this task's episodes imitate on the stairs of ``terrain`` in place of ``references`` (played
+        on ``model``), blended in by the walker's place (:class:`~cloud_trainer.envs.stairs.StairsEnv`); None here:
+        the references are imitated all along the course. A runner outside the trainer needs them for its PD targets
+        (the ONNX manifest holds them)."""
+        return None
 
     def _term_method(self, name: str):
         method = getattr(self, name, None)

@@ -95,7 +95,7 @@ class StairsEnv(WalkEnv):
     def climbing(
         cls, references: Sequence[ReferenceMotion], model: mujoco.MjModel, terrain: Terrain
     ) -> list[ReferenceMotion] | None:
-        """What the episodes imitate on the stairs themselves (:func:`climbing_share`): on risers of
+        """What the episodes imitate on the stairs themselves, blended in by :func:`climbing_share`: on risers of
         ``CLIMBING_FROM_RISER_M`` and more, each travelling reference climbing them with its own gait
         (:func:`~cloud_trainer.motion.climb.climbing`; a stride of ``s`` metres rises ``s / tread`` risers); None on
         lower risers and on level 1, where the references are imitated as given all along the course."""

@@ -34,6 +34,7 @@ import torch
 
 from cloud_trainer.atlas.weights import task_config_document
 from cloud_trainer.atomic_files import write_json_atomic
+from cloud_trainer.envs.base import TwinVecEnv
 from cloud_trainer.envs.constants import (
     ACTION_LAYOUT,
     ACTION_WIDTH,
@@ -46,7 +47,7 @@ from cloud_trainer.envs.constants import (
     OBSERVATION_WIDTH,
 )
 from cloud_trainer.envs.registry import ENVIRONMENTS
-from cloud_trainer.envs.stairs import CLIMBING_BLEND_M, StairsEnv, climbing_span_m
+from cloud_trainer.envs.stairs import CLIMBING_BLEND_M, climbing_span_m
 from cloud_trainer.errors import TrainerError
 from cloud_trainer.learn.ppo import GaussianPolicy
 from cloud_trainer.motion.reference import ReferenceMotion
@@ -244,9 +245,9 @@ def _reference_frames(reference: ReferenceMotion) -> dict:
     }
 
 
-def _on_stairs(env_class: type, references: list[ReferenceMotion], twin: Twin) -> dict:
+def _on_stairs(env_class: type[TwinVecEnv], references: list[ReferenceMotion], twin: Twin) -> dict:
     """On stairs with a climbing reference: its frames and where along the course it takes over; else nothing."""
-    motions = env_class.climbing(references, twin.model, twin.terrain) if issubclass(env_class, StairsEnv) else None
+    motions = env_class.climbing(references, twin.model, twin.terrain)
     if motions is None:
         return {}
     full_from_m, full_to_m = climbing_span_m(twin.terrain)
@@ -278,8 +279,8 @@ def _manifest(
     twin = build_twin(anthropometry, config.terrain)
     speed, stride = setting.resolved_goal()
     env_class = ENVIRONMENTS[setting.task][0]
-    # the motion the policy imitates on this course (and on high stairs, on the stairs themselves: it climbing them)
-    reference = env_class.imitated(setting.references, twin.model, twin.terrain)[0]
+    # the motion the policy imitates on this course (on high stairs, on the stairs themselves: it climbing them)
+    reference = setting.references[0]
     ceiling = dict(zip(JOINT_NAMES, np.round(twin.torque_ceiling_nm, 4).tolist(), strict=True))
     model = onnx.load_from_string(model_bytes)
     return {

@@ -130,7 +130,8 @@ def test_manifest_carries_the_reference_frames_a_runner_needs_for_its_pd_targets
         joints = (1 - alpha) * qpos[i0, j:] + alpha * qpos[(i0 + 1) % len(qpos), j:]
         np.testing.assert_allclose(joints, reference.sample(clip_time_s).qpos[:, j:], atol=1e-5)
     assert "climbing" in climbing.source
-    # the documented share (minimum jerk over each span) is the trainer's
+    # the documented share (minimum jerk over each span) is the trainer's; the curve is written here from the
+    # manifest's text, not imported, so that the text itself is checked
     share = exported.manifest["reference_on_stairs"]["share"]
     x = np.linspace(0.0, env.terrain.course_end_x_m, 301)
 
