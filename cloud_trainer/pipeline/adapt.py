@@ -34,6 +34,11 @@ REFERENCE_ADAPTATION = {
     "speed_achieved_m_s": 0.98,
     "source": "Dai et al. 2025, Atlas-to-Patient Clinical Adaptation Performance Evaluation (Figure 4c, d)",
 }
+#: Width of the adaptation's joint-angle imitation kernel, rad: half the walk task's 0.25 rad, which the atlas learnt
+#: with. The atlas imitates many gaits at many goals and a wide kernel keeps them all rewarding; adaptation
+#: refines one patient's cycle, where at 0.25 rad a 4° error still earns 93 % of the term and better tracking earns
+#: almost nothing more. Measured in docs/pipeline.md ("Stage 2"): the joint-angle and limb-end errors fall.
+ADAPTATION_JOINT_ANGLE_SCALE_RAD = 0.125
 #: Goal frequency tolerance: the walk task redraws goals whose stride frequency falls outside its range; the range is
 #: set around the patient's own frequency so that the fixed goal is always accepted.
 _FREQUENCY_MARGIN = 0.01
@@ -53,9 +58,17 @@ def patient_goal_config(
     )
 
 
-def adaptation_config(gait: ObservedGait, episode_steps: int = 500) -> LocomotionConfig:
+def patient_walk_config(gait: ObservedGait, episode_steps: int = 500, **changes) -> LocomotionConfig:
     """The walk task on flat ground with the goal fixed to the patient's observed speed and stride length."""
-    return patient_goal_config(walk_config(), gait.speed_m_s, gait.stride_length_m, episode_steps=episode_steps)
+    return patient_goal_config(
+        walk_config(), gait.speed_m_s, gait.stride_length_m, episode_steps=episode_steps, **changes
+    )
+
+
+def adaptation_config(gait: ObservedGait, episode_steps: int = 500) -> LocomotionConfig:
+    """What the adaptation trains on: :func:`patient_walk_config` with the narrower joint-angle kernel
+    (:data:`ADAPTATION_JOINT_ANGLE_SCALE_RAD`)."""
+    return patient_walk_config(gait, episode_steps, joint_angle_scale_rad=ADAPTATION_JOINT_ANGLE_SCALE_RAD)
 
 
 def make_adaptation_env(

@@ -43,7 +43,12 @@ from cloud_trainer.envs.registry import make_env
 from cloud_trainer.learn.ppo import PPO
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.motion.stride import with_stride
-from cloud_trainer.pipeline.adapt import adaptation_config, make_adaptation_env, patient_goal_config
+from cloud_trainer.pipeline.adapt import (
+    adaptation_config,
+    make_adaptation_env,
+    patient_goal_config,
+    patient_walk_config,
+)
 from cloud_trainer.pipeline.reference import ObservedGait
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.model import build_twin
@@ -119,8 +124,9 @@ def make_task_env(
 
 def flat_ground_config(gait: ObservedGait, episode_steps: int) -> LocomotionConfig:
     """Flat ground at the patient's own goals, episodes as long as the tasks': where the curriculum's reference
-    return is measured."""
-    return adaptation_config(gait, episode_steps=episode_steps)
+    return is measured. Its rewards are the walk task's (the slope task's kernels, not the adaptation's narrower
+    joint-angle kernel), so that the tasks' returns compare with it."""
+    return patient_walk_config(gait, episode_steps)
 
 
 @torch.no_grad()
