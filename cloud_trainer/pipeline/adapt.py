@@ -34,11 +34,11 @@ REFERENCE_ADAPTATION = {
     "speed_achieved_m_s": 0.98,
     "source": "Dai et al. 2025, Atlas-to-Patient Clinical Adaptation Performance Evaluation (Figure 4c, d)",
 }
-#: Width of the adaptation's joint-angle imitation kernel, rad: half the walk task's 0.25 rad, which the atlas learnt
-#: with. The atlas imitates many gaits at many goals and a wide kernel keeps them all rewarding; adaptation
+#: Width of the adaptation's joint-angle imitation kernel, rad: half the walk task's (0.25 rad), which the atlas
+#: learnt with. The atlas imitates many gaits at many goals and a wide kernel keeps them all rewarding; adaptation
 #: refines one patient's cycle, where at 0.25 rad a 4° error still earns 93 % of the term and better tracking earns
 #: almost nothing more. Measured in docs/pipeline.md ("Stage 2"): the joint-angle and limb-end errors fall.
-ADAPTATION_JOINT_ANGLE_SCALE_RAD = 0.125
+ADAPTATION_JOINT_ANGLE_SCALE_RAD = walk_config().joint_angle_scale_rad / 2
 #: Goal frequency tolerance: the walk task redraws goals whose stride frequency falls outside its range; the range is
 #: set around the patient's own frequency so that the fixed goal is always accepted.
 _FREQUENCY_MARGIN = 0.01

@@ -279,7 +279,7 @@ def _manifest(
     twin = build_twin(anthropometry, config.terrain)
     speed, stride = setting.resolved_goal()
     env_class = ENVIRONMENTS[setting.task][0]
-    # the motion the policy imitates on this course (on high stairs, on the stairs themselves: it climbing them)
+    # the motion the policy imitates along the course; on high stairs _on_stairs adds the climb it blends in there
     reference = setting.references[0]
     ceiling = dict(zip(JOINT_NAMES, np.round(twin.torque_ceiling_nm, 4).tolist(), strict=True))
     model = onnx.load_from_string(model_bytes)
