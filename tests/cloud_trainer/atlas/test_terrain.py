@@ -58,16 +58,31 @@ def test_each_course_walks_its_own_task_from_its_run_in(walk_reference) -> None:
             assert "step_cue" in part.config.guidance_terms
 
 
+def test_the_slow_flat_course_draws_its_goals_from_its_own_range(walk_reference) -> None:
+    slow = next(c for c in TERRAIN_MIX if c.task == "walk" and c.speed_range_m_s is not None)
+    assert slow.name == "walk:0.4-0.8m/s"
+    env = make_terrain_atlas_env([walk_reference], n_envs=8 * len(TERRAIN_MIX), seed=3, n_threads=1)
+    part = env.parts[env.names.index(slow.name)]
+    assert part.terrain.name == "flat"
+    for _ in range(3):  # goals are drawn at every reset
+        part.reset()
+        assert ((part._goal_speed >= 0.4) & (part._goal_speed <= 0.8)).all()
+        assert ((part._goal_stride >= 0.5) & (part._goal_stride <= 1.2)).all()
+    full = env.parts[env.names.index("walk")]
+    assert full.config.speed_range_m_s == (0.4, 1.4)
+
+
 def test_a_terrain_run_starts_from_a_flat_atlas_blind_to_the_rays_and_resumes(tmp_path, walk_reference) -> None:
     flat_run, out = tmp_path / "flat", tmp_path / "terrain"
     train_atlas(flat_run, ppo_args=dataclasses.replace(ATLAS_PPO_ARGS, n_envs=2), references=[walk_reference],
                 env_threads=1, budget_samples=2)  # fmt: skip
     flat = load_atlas(flat_run / WEIGHTS_NAME)
     assert not reads_terrain(flat.manifest)
-    args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=len(TERRAIN_MIX))  # one simulation per course: 28 samples
+    args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=len(TERRAIN_MIX))  # one simulation per course
+    one_update = args.batch_size
     run = functools.partial(train_atlas, out, ppo_args=args, references=[walk_reference], mix=TERRAIN_MIX,
                             init_from=flat_run / WEIGHTS_NAME, env_threads=1)  # fmt: skip
-    assert run(budget_samples=28).counters_.samples == 28
+    assert run(budget_samples=one_update).counters_.samples == one_update
     trained = load_checkpoint(out / CHECKPOINT_NAME)["ppo"]["policy"]
     first = "mean_net.0.weight"
     rays = torch.as_tensor(terrain_ray_columns())
@@ -77,9 +92,9 @@ def test_a_terrain_run_starts_from_a_flat_atlas_blind_to_the_rays_and_resumes(tm
     assert flat.state["policy"][first][:, rays].abs().max() > 0.1
     assert trained[first][:, rays].abs().max() < 0.01
     with pytest.raises(CheckpointError, match="resume it with --terrain"):
-        train_atlas(out, ppo_args=args, references=[walk_reference], resume=True, budget_samples=56)
-    resumed = run(budget_samples=56, resume=True, init_from=None)  # from the checkpoint, keeping its record
-    assert (resumed.counters_.samples, resumed.counters_.invocations) == (56, 2)
+        train_atlas(out, ppo_args=args, references=[walk_reference], resume=True, budget_samples=2 * one_update)
+    resumed = run(budget_samples=2 * one_update, resume=True, init_from=None)  # from the checkpoint, keeping its record
+    assert (resumed.counters_.samples, resumed.counters_.invocations) == (2 * one_update, 2)
     manifest = load_atlas(out / WEIGHTS_NAME).manifest
     assert manifest["task"] == "terrain mix"
     assert reads_terrain(manifest)  # what the pipeline adapts from it keeps its ray weights
@@ -100,7 +115,7 @@ def test_a_terrain_run_from_a_terrain_aware_atlas_keeps_its_ray_weights(tmp_path
     assert reads_terrain(load_atlas(start).manifest)
     args = dataclasses.replace(ATLAS_PPO_ARGS, n_envs=len(TERRAIN_MIX))
     train_atlas(tmp_path / "terrain", ppo_args=args, references=[walk_reference], mix=TERRAIN_MIX, init_from=start,
-                env_threads=1, budget_samples=28)  # fmt: skip
+                env_threads=1, budget_samples=args.batch_size)  # fmt: skip
     trained = load_checkpoint(tmp_path / "terrain" / CHECKPOINT_NAME)["ppo"]["policy"]["mean_net.0.weight"]
     # one small update away from them (blinded, they would all be 0)
     assert (trained[:, rays] - 0.05 * learnt).abs().max() < 0.01
@@ -108,11 +123,13 @@ def test_a_terrain_run_from_a_terrain_aware_atlas_keeps_its_ray_weights(tmp_path
 
 def test_train_command_takes_the_terrain_mix_and_starting_weights(tmp_path, capsys) -> None:
     out = tmp_path / "terrain"
-    args = ["atlas", "train", "--terrain", "--out", str(out), "--n-envs", "7", "--budget-samples", "28"]
+    n_envs = len(TERRAIN_MIX)
+    samples = n_envs * ATLAS_PPO_ARGS.n_steps  # one update
+    args = ["atlas", "train", "--terrain", "--out", str(out), "--n-envs", str(n_envs), "--budget-samples", str(samples)]
     assert main([*args, "--init", str(tmp_path / "none.pt")]) == 2
     assert "--init" in capsys.readouterr().err
     assert main([*args, "--init", str(SHIPPED_WEIGHTS)]) == 0
-    assert "after 1 updates, 28 samples" in capsys.readouterr().out
+    assert f"after 1 updates, {samples} samples" in capsys.readouterr().out
     manifest = load_atlas(out / WEIGHTS_NAME).manifest
     assert len(manifest["terrain_mix"]) == len(TERRAIN_MIX)
     assert manifest["initialised_from"]["sha256"]
@@ -138,6 +155,10 @@ def test_course_evaluation_counts_walks_falls_and_the_top(walk_reference) -> Non
     assert by_course["walk"]["reached_top"] is None  # flat ground has no top
     assert by_course["walk"]["fell"] == 0.0
     assert by_course["walk"]["distance_m"] > 0.3  # goals of 0.4 m/s and more, for a second
-    assert all(c["reached_top"] == 0.0 for c in walking["courses"] if c["course"] != "walk")  # 3 m away
+    for course, row in zip(TERRAIN_MIX, walking["courses"], strict=True):
+        if course.level is None:  # flat ground has no top
+            assert row["reached_top"] is None
+        else:  # 3 m away
+            assert row["reached_top"] == 0.0
     limp = evaluate_courses(LimpPolicy(), [walk_reference], n_per_course=2, duration_s=3.0, n_threads=1)
     assert all(c["fell"] == 1.0 for c in limp["courses"])
