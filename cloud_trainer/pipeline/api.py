@@ -47,6 +47,9 @@ class PipelineRequest:
     budget: str = "quick"
     method: str = "hybrid"
     seed: int = 0
+    #: Atlas weights the hybrid adapts (None: the shipped atlas). For research and for a trainer whose operator
+    #: deploys an atlas trained elsewhere; the trainer service does not take it from a clinic's request.
+    atlas_path: Path | None = None
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field and the accepted values."""
@@ -57,6 +60,11 @@ class PipelineRequest:
             raise ValueError(f"budget {self.budget!r}: accepted {', '.join(BUDGETS)}")
         if self.method not in METHODS:
             raise ValueError(f"method {self.method!r}: accepted {', '.join(METHODS)}")
+        if self.atlas_path is not None:
+            if self.method != "hybrid":
+                raise ValueError(f"atlas {self.atlas_path}: only the hybrid method starts from an atlas")
+            if not Path(self.atlas_path).is_file():
+                raise ValueError(f"atlas {self.atlas_path}: no such weights file")
 
 
 @dataclass(frozen=True)

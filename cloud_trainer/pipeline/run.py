@@ -107,6 +107,8 @@ class PipelineRun:
             "method": r.method,
             "seed": r.seed,
             "gail": self.gail,
+            # only when another than the shipped atlas is asked for: runs recorded before the option resume as before
+            "atlas_sha256": None if r.atlas_path is None else file_sha256(Path(r.atlas_path)),
         }
 
     def _open_state(self) -> None:
@@ -268,9 +270,12 @@ class PipelineRun:
             from cloud_trainer.atlas.weights import load_atlas
             from cloud_trainer.learn.terrain_view import reads_terrain
 
-            atlas = load_atlas()
+            atlas = load_atlas(self.request.atlas_path)
             ppo = atlas.to_ppo(args)
             start = "the Healthy Motion Atlas"
+            if self.request.atlas_path is not None:
+                given = Path(self.request.atlas_path)
+                start += f" ({given.name}, SHA-256 {file_sha256(given)})"
             atlas_reads_terrain = reads_terrain(atlas.manifest)
         else:
             torch.manual_seed(self.request.seed)

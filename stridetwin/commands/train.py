@@ -1,6 +1,6 @@
 """``stridetwin train CLIP_OR_MOTION --tasks slope,stairs --budget smoke|quick|full [--method hybrid|physics-only]
---out DIR [--resume]``: the patient pipeline (reference → atlas-to-patient adaptation → slope and stair prediction →
-ONNX policies, videos, report) on this machine, with a progress display.
+--out DIR [--resume] [--atlas WEIGHTS]``: the patient pipeline (reference → atlas-to-patient adaptation → slope and
+stair prediction → ONNX policies, videos, report) on this machine, with a progress display.
 
 A clip without analysis sections (a raw recording, a virtual patient's clip) is analysed first (the capture core's
 offline analysis, as ``stridetwin analyze``), and an analysed copy is written into DIR (``input.analysed.stclip``;
@@ -43,6 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--atlas", type=Path, metavar="WEIGHTS",
+                        help="atlas weights to adapt (default: the shipped atlas; hybrid method only), e.g. a run's "
+                             "atlas.pt from `stridetwin atlas train`")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the result (report and artifacts) as JSON")
     parser.set_defaults(func=run)
 
@@ -65,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--method {args.method!r}: accepted {', '.join(METHODS)}")
     if not args.input.is_file():
         raise CliError(f"{args.input}: no such file")
+    if args.atlas is not None and args.method != "hybrid":
+        raise CliError(f"--atlas {args.atlas}: only the hybrid method starts from an atlas")
+    if args.atlas is not None and not args.atlas.is_file():
+        raise CliError(f"--atlas {args.atlas}: no such file")
     out: Path = args.out
     if (out / STATE_NAME).exists() and not args.resume:
         raise CliError(f"{out} already holds a run; pass --resume to continue it or choose another directory")
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     log = sys.stderr if args.json else sys.stdout
     input_path = prepare_input(args.input, out, log)
 
-    request = PipelineRequest(input_path, out, tasks, args.budget, args.method, args.seed)
+    request = PipelineRequest(input_path, out, tasks, args.budget, args.method, args.seed, atlas_path=args.atlas)
     cancel = threading.Event()
     display = ProgressDisplay(log)
 
@@ -90,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
         result = run_pipeline(request, display, cancel)
     except PipelineCancelled:
         display.close()
+        atlas = f" --atlas {args.atlas}" if args.atlas is not None else ""
         print(f"stopped; continue with: stridetwin train {args.input} --out {out} --resume "
-              f"--tasks {','.join(tasks)} --budget {args.budget} --method {args.method}", file=log)  # fmt: skip
+              f"--tasks {','.join(tasks)} --budget {args.budget} --method {args.method}{atlas}", file=log)  # fmt: skip
         return 130
     except (TrainerError, ValueError) as exc:
         display.close()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud_trainer.atlas.weights import load_atlas
+from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
+from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.terrain_view import reads_terrain, terrain_ray_columns
 from cloud_trainer.pipeline.api import PipelineRequest, ProgressEvent, Stage
 from cloud_trainer.pipeline.errors import PipelineCancelled, PipelineStateError
@@ -172,6 +173,31 @@ def test_cli_refuses_bad_input_with_a_clear_message(tmp_path: Path, capsys: pyte
     assert "slope, stairs" in capsys.readouterr().err
     assert main(["train", str(garbage), "--budget", "huge", "--out", str(tmp_path / "c")]) == 2
     assert "smoke, quick, full" in capsys.readouterr().err
+    assert main(["train", str(garbage), "--atlas", str(tmp_path / "none.pt"), "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "--atlas" in err
+    assert "no such file" in err
+    baseline_with_atlas = ["--atlas", str(SHIPPED_WEIGHTS), "--method", "physics-only"]
+    assert main(["train", str(garbage), *baseline_with_atlas, "--out", str(tmp_path / "e")]) == 2
+    assert "only the hybrid method" in capsys.readouterr().err
+
+
+def test_the_hybrid_adapts_the_atlas_it_is_given_and_a_resume_must_give_the_same(tmp_path: Path) -> None:
+    clip = analysed_clip(tmp_path, "walk")
+    other = tmp_path / "other_atlas.pt"
+    other.write_bytes(SHIPPED_WEIGHTS.read_bytes())
+    out = tmp_path / "run"
+    request = PipelineRequest(clip, out, tasks=("slope",), budget="smoke", atlas_path=other)
+    pipeline = PipelineRun(request, lambda e: None, threading.Event())
+    pipeline._open_state()
+    reference, patient, gait, _ = pipeline._reference()
+    _, adaptation = pipeline._adaptation(reference, patient, gait)
+    assert adaptation["initialised_from"].endswith(f"(other_atlas.pt, SHA-256 {file_sha256(other)})")
+    assert pipeline.state["request"]["atlas_sha256"] == file_sha256(SHIPPED_WEIGHTS)  # same bytes as the shipped
+    with pytest.raises(PipelineStateError, match="atlas_sha256"):  # the shipped atlas, not named: another request
+        run(PipelineRequest(clip, out, tasks=("slope",), budget="smoke"), lambda e: None, threading.Event())
+    with pytest.raises(ValueError, match="only the hybrid method"):
+        PipelineRequest(clip, out, method="physics-only", atlas_path=other).validate()
 
 
 def test_cli_refuses_a_walk_too_short_for_a_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
