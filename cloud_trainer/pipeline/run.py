@@ -273,9 +273,8 @@ class PipelineRun:
             atlas = load_atlas(self.request.atlas_path)
             ppo = atlas.to_ppo(args)
             start = "the Healthy Motion Atlas"
-            if self.request.atlas_path is not None:
-                given = Path(self.request.atlas_path)
-                start += f" ({given.name}, SHA-256 {file_sha256(given)})"
+            if self.request.atlas_path is not None:  # named by the SHA-256 that run.json matched it by
+                start += f" ({Path(self.request.atlas_path).name}, SHA-256 {self.state['request']['atlas_sha256']})"
             atlas_reads_terrain = reads_terrain(atlas.manifest)
         else:
             torch.manual_seed(self.request.seed)
