@@ -20,6 +20,7 @@ from cloud_trainer.atlas.terrain import (
 )
 from cloud_trainer.atlas.train import ATLAS_PPO_ARGS, WEIGHTS_NAME, train_atlas
 from cloud_trainer.atlas.weights import SHIPPED_WEIGHTS, load_atlas
+from cloud_trainer.envs import walk
 from cloud_trainer.envs.constants import ACTION_WIDTH
 from cloud_trainer.envs.stairs import CLIMBING_FROM_RISER_M, STAIR_STRIDE_M
 from cloud_trainer.hashing import file_sha256
@@ -64,12 +65,13 @@ def test_the_slow_flat_course_draws_its_goals_from_its_own_range(walk_reference)
     env = make_terrain_atlas_env([walk_reference], n_envs=8 * len(TERRAIN_MIX), seed=3, n_threads=1)
     part = env.parts[env.names.index(slow.name)]
     assert part.terrain.name == "flat"
+    (speed_lo, speed_hi), (stride_lo, stride_hi) = slow.speed_range_m_s, slow.stride_length_range_m
     for _ in range(3):  # goals are drawn at every reset
         part.reset()
-        assert ((part._goal_speed >= 0.4) & (part._goal_speed <= 0.8)).all()
-        assert ((part._goal_stride >= 0.5) & (part._goal_stride <= 1.2)).all()
+        assert ((part._goal_speed >= speed_lo) & (part._goal_speed <= speed_hi)).all()
+        assert ((part._goal_stride >= stride_lo) & (part._goal_stride <= stride_hi)).all()
     full = env.parts[env.names.index("walk")]
-    assert full.config.speed_range_m_s == (0.4, 1.4)
+    assert full.config.speed_range_m_s == walk.default_config().speed_range_m_s  # the atlas's own, untouched
 
 
 def test_a_terrain_run_starts_from_a_flat_atlas_blind_to_the_rays_and_resumes(tmp_path, walk_reference) -> None:
