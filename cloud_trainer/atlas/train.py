@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 ATLAS_PPO_ARGS = PPOArgs(
     n_envs=512, n_steps=4, n_minibatches=2, init_action_std=0.2, policy_lr=1e-4, kl_target=0.03
 )
-#: Threads of the MuJoCo batch (the caller's included) and of torch during training (docs/learning.md).
+#: Threads of the MuJoCo batch (the caller's included) and of torch during training (docs/learning.md); None:
+#: torch's chosen per iteration by measured time (:mod:`cloud_trainer.learn.threads`).
 ENV_THREADS = 2
-TORCH_THREADS = 1
+TORCH_THREADS: int | None = None
 #: Weights exported beside the checkpoint in a run directory.
 WEIGHTS_NAME = "atlas.pt"
 
@@ -77,7 +78,7 @@ def train_atlas(
     references: list[ReferenceMotion] | None = None,
     config: LocomotionConfig | None = None,
     checkpoint_every: int = 50,
-    torch_threads: int = TORCH_THREADS,
+    torch_threads: int | None = TORCH_THREADS,
     env_threads: int = ENV_THREADS,
     seed: int = 0,
     command: str = "",

@@ -36,6 +36,7 @@ import torch
 from cloud_trainer.envs.base import TwinVecEnv
 from cloud_trainer.errors import TrainerError
 from cloud_trainer.learn.ppo import PPO, PPOArgs, Rollout
+from cloud_trainer.learn.threads import ThreadChooser, thread_candidates
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ class TrainArgs:
     checkpoint_every: int = 10
     #: Continue from ``out_dir/checkpoint.pt`` if it exists (otherwise start a new run).
     resume: bool = False
-    #: torch intra-op threads (``torch.set_num_threads``); see ``docs/learning.md`` for the measured split.
-    torch_threads: int = 1
+    #: torch intra-op threads (``torch.set_num_threads``); None: chosen per iteration by measured time
+    #: (:mod:`cloud_trainer.learn.threads`; ``docs/learning.md`` has the measured split).
+    torch_threads: int | None = None
     #: Seed of torch (action noise, minibatch order) and of the environment.
     seed: int = 0
 
@@ -76,6 +78,8 @@ class TrainArgs:
             raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be ≥ 1, got {self.checkpoint_every}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be ≥ 1 or None (chosen by measurement), got {self.torch_threads}")
 
 
 @dataclass
@@ -188,7 +192,8 @@ class Trainer:
         ta = self.train_args
         out = Path(ta.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        torch.set_num_threads(ta.torch_threads)
+        if ta.torch_threads is not None:
+            torch.set_num_threads(ta.torch_threads)
         state = None
         if self.checkpoint_path.exists():
             if not ta.resume:
@@ -291,13 +296,18 @@ class Trainer:
         ppo, a, ta = self.ppo_, self.ppo_args, self.train_args
         started = time.perf_counter()
         since_checkpoint = 0
+        chooser = ThreadChooser(thread_candidates()) if ta.torch_threads is None else None
         while not (reason := self._budget_left(started)):
+            n_threads = chooser.next() if chooser is not None else torch.get_num_threads()
+            torch.set_num_threads(n_threads)
             t0 = time.perf_counter()
             rollout, obs, terms, returns, lengths, _ = collect_rollout(env, ppo, obs)
             t1 = time.perf_counter()
             # --- the PPO update
             stats = ppo.update(rollout)
             t2 = time.perf_counter()
+            if chooser is not None:
+                chooser.record(n_threads, t2 - t0)
 
             c = self.counters_
             c.updates += 1
@@ -312,6 +322,7 @@ class Trainer:
                     "samples_per_s": round(a.batch_size / (t2 - t0), 1),
                     "rollout_s": round(t1 - t0, 3),
                     "update_s": round(t2 - t1, 3),
+                    "torch_threads": n_threads,
                     "episodes": len(returns),
                     "episode_return": float(np.mean(returns)) if returns else math.nan,
                     "episode_length_steps": float(np.mean(lengths)) if lengths else math.nan,

@@ -29,6 +29,7 @@ import torch
 
 from cloud_trainer.envs.base import TwinVecEnv
 from cloud_trainer.learn.ppo import PPO
+from cloud_trainer.learn.threads import ThreadChooser
 from cloud_trainer.learn.train import collect_rollout, load_checkpoint, peak_rss_mb, ppo_args_from_dict, save_atomic
 from cloud_trainer.pipeline.bc import BCLoss, bc_weight
 from cloud_trainer.pipeline.curriculum import Curriculum
@@ -57,6 +58,8 @@ class StageCounters:
     invocations: int = 0
     #: Why the stage stopped: "curriculum complete", "sample budget spent" or "time limit reached" ("": running).
     stopped: str = ""
+    #: Updates run on each number of torch threads (keys "1", "2", …; JSON keys are strings).
+    updates_by_torch_threads: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class StageTrainer:
@@ -77,6 +80,7 @@ class StageTrainer:
         seed: seed of torch and of the environments.
         on_update: called with each log row (progress reporting).
         cancel: when set, the stage checkpoints and raises :class:`PipelineCancelled`.
+        threads: chooses the torch threads of each iteration by its measured time (None: the process's setting).
 
     Results (after :meth:`run`): ``counters_``, ``ppo`` (trained), ``curriculum``, ``resumed_`` (True when a checkpoint
     was loaded), ``last_rows_`` (the last few log rows).
@@ -99,6 +103,7 @@ class StageTrainer:
         seed: int = 0,
         on_update: Callable[[dict], None] | None = None,
         cancel: threading.Event | None = None,
+        threads: ThreadChooser | None = None,
     ) -> None:
         self.stage_dir = Path(stage_dir)
         self.ppo = ppo
@@ -116,6 +121,7 @@ class StageTrainer:
         self.seed = seed
         self.on_update = on_update
         self.cancel = cancel or threading.Event()
+        self.threads = threads
         self.counters_ = StageCounters()
         self.resumed_ = False
         self.last_rows_: list[dict] = []
@@ -196,6 +202,7 @@ class StageTrainer:
         env = self._env()
         obs, _ = env.reset()
         last_checkpoint = time.monotonic()
+        threads_before = torch.get_num_threads()
         try:
             while not self.done:
                 if self.cancel.is_set():
@@ -215,6 +222,7 @@ class StageTrainer:
                     self._checkpoint()
                     last_checkpoint = time.monotonic()
         finally:
+            torch.set_num_threads(threads_before)
             env.close()
         self._stop()
         return self
@@ -231,6 +239,8 @@ class StageTrainer:
 
     def _iterate(self, env: TwinVecEnv, obs: np.ndarray) -> tuple[dict, np.ndarray, str]:
         ppo, c = self.ppo, self.counters_
+        n_threads = self.threads.next() if self.threads is not None else torch.get_num_threads()
+        torch.set_num_threads(n_threads)
         t0 = time.perf_counter()
         rollout, obs, terms, returns, lengths, fell = collect_rollout(env, ppo, obs)
         t1 = time.perf_counter()
@@ -247,7 +257,10 @@ class StageTrainer:
             self.bc.weight = weight
         stats = ppo.update(rollout, auxiliary_loss=self.bc if weight > 0 else None)
         t2 = time.perf_counter()
+        if self.threads is not None:
+            self.threads.record(n_threads, t2 - t0)
         c.updates += 1
+        c.updates_by_torch_threads[str(n_threads)] = c.updates_by_torch_threads.get(str(n_threads), 0) + 1
         c.samples += ppo.args.batch_size
         c.episodes += len(returns)
         c.wall_s += t2 - t0
@@ -276,6 +289,7 @@ class StageTrainer:
             "samples_per_s": round(ppo.args.batch_size / (t2 - t0), 1),
             "rollout_s": round(t1 - t0, 3),
             "update_s": round(t2 - t1, 3),
+            "torch_threads": n_threads,
             "level": level,
             "cue_on": cue,
             "event": event,

@@ -19,8 +19,9 @@ another request is refused (:class:`~cloud_trainer.pipeline.errors.PipelineState
 **Cancellation.** ``cancel`` is checked between updates; the stage writes its checkpoint and
 :class:`~cloud_trainer.pipeline.errors.PipelineCancelled` is raised.
 
-**Threads.** MuJoCo's batch runs on 2 threads and torch on 1 (``docs/learning.md``: two torch threads are up to 10×
-slower as soon as anything else holds a core).
+**Threads.** MuJoCo's batch runs on 2 threads. The training loops choose torch's threads per iteration by measured
+time (:mod:`cloud_trainer.learn.threads`: two are faster on an idle 2-core machine, far slower as soon as anything
+else holds a core); everything else runs torch on 1.
 
 **What is measured.** Wall-clock and samples per stage (over all invocations), the levels reached per task, the
 process's peak resident memory: in ``training.json`` and the report's ``run`` section.
@@ -43,6 +44,7 @@ from cloud_trainer.atomic_files import write_json_atomic
 from cloud_trainer.envs.constants import ACTION_WIDTH, OBSERVATION_WIDTH
 from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.ppo import PPO
+from cloud_trainer.learn.threads import ThreadChooser, thread_candidates
 from cloud_trainer.learn.train import peak_rss_mb
 from cloud_trainer.pipeline.api import Artifact, PipelineRequest, PipelineResult, ProgressCallback, ProgressEvent, Stage
 from cloud_trainer.pipeline.budgets import Budget, get_budget
@@ -54,6 +56,7 @@ STATE_NAME = "run.json"
 TRAINING_NAME = "training.json"
 #: The motion a task imitates, in its prediction folder.
 TASK_REFERENCE_NAME = "reference.npz"
+#: Torch threads outside the training loops (reference, evaluation, export); the loops choose their own.
 TORCH_THREADS = 1
 ENV_THREADS = 2
 
@@ -292,6 +295,7 @@ class PipelineRun:
             folder, ppo, make_env, budget_samples=self.budget.adaptation_samples,
             checkpoint_every_s=self.budget.checkpoint_every_s, seed=self.request.seed,
             on_update=self._training_progress(Stage.ADAPTATION, "adaptation", None), cancel=self.cancel,
+            threads=ThreadChooser(thread_candidates()),
         ).run()  # fmt: skip
         provenance = {"initialised_from": start, "reads_terrain": atlas_reads_terrain}
         manifest = self._manifest(config, patient, reference, "walk", trainer, provenance)
@@ -383,7 +387,7 @@ class PipelineRun:
                 bc_decay_samples=int(BC_DECAY_FRACTION * b.prediction_samples), discriminator=discriminator,
                 curriculum=curriculum, check=check, checkpoint_every_s=b.checkpoint_every_s,
                 time_limit_s=self._task_time_limit_s(index), seed=seed, on_update=on_update,
-                cancel=self.cancel,
+                cancel=self.cancel, threads=ThreadChooser(thread_candidates()),
             ).run()  # fmt: skip
             top = max(curriculum.level, 1)
             config = task_config(task, top, gait, episode_steps=b.task_episode_steps)
@@ -611,7 +615,9 @@ class PipelineRun:
             "adaptation": {k: adaptation.get(k) for k in ("summary", "reference_adaptation", "initialised_from",
                                                             "n_episodes", "training")},
             "prediction": {t: info["summary"] for t, info in tasks.items()},
-            "threads": {"mujoco": ENV_THREADS, "torch": TORCH_THREADS},
+            "threads": {"mujoco": ENV_THREADS, "torch": {
+                "outside_training": TORCH_THREADS, "training_candidates": list(thread_candidates()),
+                "training": "chosen per update by measured time; updates per count in each stage's training"}},
         })  # fmt: skip
 
 

@@ -98,6 +98,7 @@ def test_smoke_run_of_128_steps(gait, tmp_path) -> None:
     assert "imitation/joint_angles" in row
     assert "cost/foot_slide" in row
     assert "termination/fall" in row
+    assert row["torch_threads"] == 1  # the first iteration runs on one thread; later ones are chosen by time
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert state["counters"]["samples"] == 128
     assert state["metadata"] == {"test": True}
@@ -152,6 +153,8 @@ def test_arguments_are_checked() -> None:
         PPOArgs(activation="swish")
     with pytest.raises(ValueError, match="budget_samples"):
         TrainArgs(out_dir="x", budget_samples=0)
+    with pytest.raises(ValueError, match="torch_threads"):
+        TrainArgs(out_dir="x", torch_threads=0)
 
 
 def test_log_summary_windows() -> None:

@@ -10,6 +10,8 @@ import torch
 from cloud_trainer.envs.constants import ACTION_WIDTH, OBSERVATION_WIDTH
 from cloud_trainer.envs.walk import WalkEnv
 from cloud_trainer.learn.ppo import PPO, PPOArgs
+from cloud_trainer.learn.threads import ThreadChooser
+from cloud_trainer.learn.train import read_log
 from cloud_trainer.motion.synthetic import sinusoidal_gait_reference
 from cloud_trainer.pipeline.loop import StageTrainer, load_checkpoint_stage
 from cloud_trainer.twin.model import build_twin
@@ -50,3 +52,16 @@ def test_a_stage_with_no_time_left_does_not_train_and_says_so(tmp_path: Path, ga
     assert trainer.counters_.updates == 0
     assert trainer.counters_.stopped == "time limit reached"
     assert trainer.checkpoint_path.is_file()  # what a resumed run reads
+
+
+def test_a_stage_chooses_its_torch_threads_counts_them_and_restores_the_setting(tmp_path: Path, gait) -> None:
+    before = torch.get_num_threads()
+    chooser = ThreadChooser((1, 2), probe_every=2)
+    trainer = _trainer(tmp_path, gait, budget_samples=6 * SMALL.batch_size, threads=chooser).run()
+    used = [row["torch_threads"] for row in read_log(trainer.log_path)]
+    assert set(used) == {1, 2}  # both measured within six updates
+    assert trainer.counters_.updates_by_torch_threads == {"1": used.count(1), "2": used.count(2)}
+    assert chooser.iterations == {1: used.count(1), 2: used.count(2)}
+    assert torch.get_num_threads() == before
+    saved = load_checkpoint_stage(trainer.checkpoint_path)["counters"]["updates_by_torch_threads"]
+    assert saved == trainer.counters_.updates_by_torch_threads
