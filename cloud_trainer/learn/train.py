@@ -280,6 +280,7 @@ class Trainer:
     def run(self) -> Trainer:
         """Train until a budget is spent or a stop signal arrives; returns self (``counters_``, ``stop_reason_``)."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        threads_before = torch.get_num_threads()
         try:
             env, obs = self._start()
             try:
@@ -287,6 +288,7 @@ class Trainer:
             finally:
                 env.close()
         finally:
+            torch.set_num_threads(threads_before)
             for s, handler in previous.items():
                 signal.signal(s, handler)
         return self
