@@ -21,8 +21,9 @@ measured the same way). Why: sampled episodes judge the exploration noise as muc
 a ramp policy that fell in 1 % of its deterministic episodes fell in 60 % of sampled ones).
 
 The stair guidance cue (Methods, "Task II") "only facilitates initial learning and is disabled once mastery is
-achieved": with ``guidance`` on, each level is first trained with the cue; when the rule is met the cue is switched
+achieved": each level in ``guided_levels`` is first trained with the cue; when the rule is met the cue is switched
 off and the level must be mastered again without it before promotion, so no level is reported mastered with the cue.
+Levels without stairs to cue (the flat first level) are not guided: there the cue would only add a constant.
 
 :meth:`Curriculum.observe` takes the returns of episodes that ended and says what changed.
 """
@@ -64,7 +65,8 @@ class Curriculum:
     min_episodes: int = 500
     window_episodes: int = 200
     n_levels: int = N_LEVELS
-    guidance: bool = False
+    #: Levels first trained with the guidance cue (see the module docstring); () for none.
+    guided_levels: tuple[int, ...] = ()
     #: 0: judge the training episodes; > 0: judge mastery checks, at most this many samples apart.
     check_every_samples: int = 0
     level: int = 1
@@ -79,7 +81,7 @@ class Curriculum:
     def __post_init__(self) -> None:
         if not self.records:
             self.records = [LevelRecord(self.level, 0, 0.0)]
-            self.cue_on = self.guidance
+            self.cue_on = self.level in self.guided_levels
         self._recent = deque(self._recent, maxlen=self.window_episodes)
         self._recent_falls = deque(self._recent_falls, maxlen=self.window_episodes)
 
@@ -158,7 +160,7 @@ class Curriculum:
             self.complete = True
             return "complete"
         self.level += 1
-        self.cue_on = self.guidance
+        self.cue_on = self.level in self.guided_levels
         self.records.append(LevelRecord(self.level, samples, wall_s))
         return "promoted"
 
@@ -195,7 +197,7 @@ class Curriculum:
             "window_episodes": self.window_episodes,
             "judged": "mastery checks, deterministic actions" if self.check_every_samples else "training episodes",
             "check_every_samples": self.check_every_samples,
-            "guidance_cue": self.guidance,
+            "guided_levels": list(self.guided_levels),
             "level": self.level,
             "levels_mastered": self.levels_mastered,
             "complete": self.complete,

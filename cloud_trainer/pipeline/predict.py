@@ -52,7 +52,7 @@ from cloud_trainer.pipeline.adapt import (
 from cloud_trainer.pipeline.reference import ObservedGait
 from cloud_trainer.twin.anthropometry import Anthropometry
 from cloud_trainer.twin.model import build_twin
-from cloud_trainer.twin.terrain import RUN_IN_M, RUN_IN_START_X_M
+from cloud_trainer.twin.terrain import RUN_IN_M, RUN_IN_START_X_M, STAIR_HEIGHTS_M
 
 #: Where task episodes start along the course, m (see the module docstring).
 TASK_START_X_M = {"slope": (RUN_IN_M - 1.5, RUN_IN_M + 4.0), "stairs": RUN_IN_START_X_M}
@@ -78,6 +78,14 @@ def task_goal(task: str, gait: ObservedGait) -> TaskGoal:
         return TaskGoal(task, stride_m * gait.stride_frequency_hz, stride_m,
                         "two treads per stride at the patient's own stride frequency")  # fmt: skip
     raise ValueError(f"unknown task {task!r}; accepted: {', '.join(TASK_MODULES)}")
+
+
+def cue_levels(task: str) -> tuple[int, ...]:
+    """The curriculum levels of ``task`` trained first with the stair cue: the stairs levels that have risers (on the
+    flat first level the cue would add a constant; docs/pipeline.md, "Stair cue")."""
+    if task != "stairs":
+        return ()
+    return tuple(level for level, riser_m in enumerate(STAIR_HEIGHTS_M, start=1) if riser_m > 0.0)
 
 
 def task_reference(

@@ -321,7 +321,13 @@ class PipelineRun:
         from cloud_trainer.pipeline.gail import Discriminator, features
         from cloud_trainer.pipeline.loop import StageTrainer
         from cloud_trainer.pipeline.policy import load_policy, save_policy
-        from cloud_trainer.pipeline.predict import deterministic_episodes, make_task_env, task_config, task_goal
+        from cloud_trainer.pipeline.predict import (
+            cue_levels,
+            deterministic_episodes,
+            make_task_env,
+            task_config,
+            task_goal,
+        )
 
         b = self.budget
         root = self.out / "prediction"
@@ -357,7 +363,7 @@ class PipelineRun:
             reference_return = self._flat_return(reference, patient, gait, adapted_ppo)
             curriculum = Curriculum(
                 reference_return=reference_return, min_episodes=b.curriculum_min_episodes,
-                window_episodes=b.curriculum_window_episodes, guidance=(task == "stairs"),
+                window_episodes=b.curriculum_window_episodes, guided_levels=cue_levels(task),
                 check_every_samples=b.mastery_check_every_samples,
             )  # fmt: skip
             adapted = load_policy(self.out / "adaptation" / "policy.pt")

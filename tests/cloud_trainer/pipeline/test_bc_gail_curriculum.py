@@ -21,6 +21,7 @@ from cloud_trainer.pipeline.gail import (
     features,
     mixed_reward,
 )
+from cloud_trainer.pipeline.predict import cue_levels
 
 SMALL = PPOArgs(n_envs=4, n_steps=4, n_minibatches=1, policy_hidden=(32, 32), value_hidden=(16,))
 
@@ -170,7 +171,7 @@ def test_the_last_level_completes_the_curriculum() -> None:
 
 
 def test_the_stair_cue_is_switched_off_before_a_level_counts_as_mastered() -> None:
-    c = Curriculum(reference_return=100.0, min_episodes=2, window_episodes=2, guidance=True)
+    c = Curriculum(reference_return=100.0, min_episodes=2, window_episodes=2, guided_levels=(1, 2, 3, 4, 5))
     assert c.cue_on
     assert c.observe([95.0, 95.0], samples=100, wall_s=1.0) == "cue_off"
     assert not c.cue_on
@@ -182,11 +183,23 @@ def test_the_stair_cue_is_switched_off_before_a_level_counts_as_mastered() -> No
     assert c.level == 2
 
 
+def test_only_levels_with_risers_are_guided_by_the_stair_cue() -> None:
+    assert cue_levels("stairs") == (2, 3, 4, 5)  # level 1 is flat: nothing to cue
+    assert cue_levels("slope") == ()
+    c = Curriculum(reference_return=100.0, min_episodes=2, window_episodes=2, guided_levels=cue_levels("stairs"))
+    assert not c.cue_on
+    assert c.observe([95.0, 95.0], samples=100, wall_s=1.0) == "promoted"  # one mastery, no cue phase
+    assert c.records[0].cue_off_samples is None
+    assert c.cue_on
+    assert c.level == 2
+    assert c.to_json()["guided_levels"] == [2, 3, 4, 5]
+
+
 def test_curriculum_state_round_trips() -> None:
-    c = Curriculum(reference_return=50.0, min_episodes=3, window_episodes=3, guidance=True)
+    c = Curriculum(reference_return=50.0, min_episodes=3, window_episodes=3, guided_levels=(1, 2, 3, 4, 5))
     c.observe([48.0, 49.0, 50.0], samples=10, wall_s=1.0)
     c.observe([10.0], samples=20, wall_s=2.0)
-    restored = Curriculum(min_episodes=3, window_episodes=3, guidance=True)
+    restored = Curriculum(min_episodes=3, window_episodes=3, guided_levels=(1, 2, 3, 4, 5))
     restored.load_state_dict(c.state_dict())
     assert restored.to_json() == c.to_json()
     assert restored.observe([50.0, 50.0], samples=30, wall_s=3.0) == c.observe([50.0, 50.0], samples=30, wall_s=3.0)
@@ -207,7 +220,9 @@ def test_with_mastery_checks_the_training_episodes_only_say_when_a_check_is_due(
 
 
 def test_a_check_with_more_than_10_percent_falls_fails_and_the_cue_goes_off_before_mastery() -> None:
-    c = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=8, guidance=True, check_every_samples=1)
+    c = Curriculum(
+        reference_return=10.0, min_episodes=1, window_episodes=8, guided_levels=(1, 2, 3, 4, 5), check_every_samples=1
+    )
     assert c.observe([10.0], samples=1, wall_s=0.1) == "check"
     assert c.judge([10.0] * 10, [True] * 2 + [False] * 8, samples=1, wall_s=0.2) == ""  # 2 of 10 fell
     assert c.observe([10.0], samples=2, wall_s=0.3) == "check"
