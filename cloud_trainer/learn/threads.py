@@ -1,11 +1,13 @@
 """Torch threads for training, chosen by measurement while it runs (docs/learning.md, "Threads on 2 cores").
 
-Rollout and update alternate. The MuJoCo batch uses both cores in the rollout; the update runs on torch's threads.
-On an idle 2-core machine two torch threads make an iteration (rollout + update) about 14 % faster than one; as soon as
-another process holds a core, two are 1.7× slower than one (OpenMP threads wait for each other at every operation,
-and a descheduled one stalls the rest). Which count is right therefore depends on what else runs, and that can
-change during a run. :class:`ThreadChooser` times every iteration, keeps a smoothed time per thread count, runs on
-the fastest, and every ``probe_every`` iterations tries another count once, so it follows a load that comes or goes.
+Rollout and update alternate. The MuJoCo batch uses both cores in the rollout, and the policy's inference between its
+physics steps runs on one torch thread (``INFERENCE_THREADS``: a second one spins after each operation and slowed the
+batch by 10 %). The update runs on the chosen count. On an idle 2-core machine two threads in the update make an
+iteration (rollout + update) 18 % faster than one; as soon as another process holds a core, two are 1.7× slower than
+one (OpenMP threads wait for each other at every operation, and a descheduled one stalls the rest). Which count is
+right therefore depends on what else runs, and that can change during a run. :class:`ThreadChooser` times every
+iteration, keeps a smoothed time per thread count, runs the update on the fastest, and every ``probe_every``
+iterations tries another count once, so it follows a load that comes or goes.
 
 The choice does not change what is learnt: the PPO update gives bit-identical weights with one or two threads
 (``tests/cloud_trainer/learn/test_threads.py``), so runs stay reproducible from their seed.
@@ -14,8 +16,14 @@ The choice does not change what is learnt: the PPO update gives bit-identical we
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import torch
+
+#: Torch threads of the policy's inference in rollouts and evaluations (see the module docstring).
+INFERENCE_THREADS = 1
 #: The most torch threads tried: the policies are small (3×256), beyond a few threads synchronisation costs more.
 MAX_TORCH_THREADS = 8
 
@@ -106,3 +114,17 @@ class ThreadChooser:
             "iterations": {str(n): k for n, k in sorted(self.iterations.items())},
             "mean_iteration_s": {str(n): round(s, 4) for n, s in sorted(self.mean_s.items())},
         }
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block on ``n`` torch threads and restore the count after it (None: leave the setting alone)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -36,7 +36,7 @@ import torch
 from cloud_trainer.envs.base import TwinVecEnv
 from cloud_trainer.errors import TrainerError
 from cloud_trainer.learn.ppo import PPO, PPOArgs, Rollout
-from cloud_trainer.learn.threads import ThreadChooser, thread_candidates
+from cloud_trainer.learn.threads import INFERENCE_THREADS, ThreadChooser, thread_candidates, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ class TrainArgs:
     checkpoint_every: int = 10
     #: Continue from ``out_dir/checkpoint.pt`` if it exists (otherwise start a new run).
     resume: bool = False
-    #: torch intra-op threads (``torch.set_num_threads``); None: chosen per iteration by measured time
-    #: (:mod:`cloud_trainer.learn.threads`; ``docs/learning.md`` has the measured split).
+    #: torch intra-op threads (``torch.set_num_threads``); None: the update's chosen per iteration by measured time,
+    #: rollouts on one (:mod:`cloud_trainer.learn.threads`; ``docs/learning.md`` has the measured split).
     torch_threads: int | None = None
     #: Seed of torch (action noise, minibatch order) and of the environment.
     seed: int = 0
@@ -299,14 +299,17 @@ class Trainer:
         started = time.perf_counter()
         since_checkpoint = 0
         chooser = ThreadChooser(thread_candidates()) if ta.torch_threads is None else None
+        if chooser is not None:
+            torch.set_num_threads(INFERENCE_THREADS)  # rollouts; updates run on the chosen count
         while not (reason := self._budget_left(started)):
-            n_threads = chooser.next() if chooser is not None else torch.get_num_threads()
-            torch.set_num_threads(n_threads)
+            chosen = chooser.next() if chooser is not None else None
             t0 = time.perf_counter()
             rollout, obs, terms, returns, lengths, _ = collect_rollout(env, ppo, obs)
             t1 = time.perf_counter()
             # --- the PPO update
-            stats = ppo.update(rollout)
+            with torch_threads(chosen):
+                n_threads = torch.get_num_threads()
+                stats = ppo.update(rollout)
             t2 = time.perf_counter()
             if chooser is not None:
                 chooser.record(n_threads, t2 - t0)

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from cloud_trainer.envs.base import TwinVecEnv
-from cloud_trainer.learn.ppo import PPO
-from cloud_trainer.learn.threads import ThreadChooser
+from cloud_trainer.learn.ppo import PPO, Rollout
+from cloud_trainer.learn.threads import INFERENCE_THREADS, ThreadChooser, torch_threads
 from cloud_trainer.learn.train import collect_rollout, load_checkpoint, peak_rss_mb, ppo_args_from_dict, save_atomic
 from cloud_trainer.pipeline.bc import BCLoss, bc_weight
 from cloud_trainer.pipeline.curriculum import Curriculum
@@ -80,7 +80,8 @@ class StageTrainer:
         seed: seed of torch and of the environments.
         on_update: called with each log row (progress reporting).
         cancel: when set, the stage checkpoints and raises :class:`PipelineCancelled`.
-        threads: chooses the torch threads of each iteration by its measured time (None: the process's setting).
+        threads: chooses the torch threads of each update by the iteration's measured time; rollouts and checks then
+            run on ``INFERENCE_THREADS`` (None: the process's setting throughout).
 
     Results (after :meth:`run`): ``counters_``, ``ppo`` (trained), ``curriculum``, ``resumed_`` (True when a checkpoint
     was loaded), ``last_rows_`` (the last few log rows).
@@ -203,6 +204,8 @@ class StageTrainer:
         obs, _ = env.reset()
         last_checkpoint = time.monotonic()
         threads_before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(INFERENCE_THREADS)  # rollouts and checks; updates run on the chosen count
         try:
             while not self.done:
                 if self.cancel.is_set():
@@ -239,23 +242,13 @@ class StageTrainer:
 
     def _iterate(self, env: TwinVecEnv, obs: np.ndarray) -> tuple[dict, np.ndarray, str]:
         ppo, c = self.ppo, self.counters_
-        n_threads = self.threads.next() if self.threads is not None else torch.get_num_threads()
-        torch.set_num_threads(n_threads)
+        chosen = self.threads.next() if self.threads is not None else None
         t0 = time.perf_counter()
         rollout, obs, terms, returns, lengths, fell = collect_rollout(env, ppo, obs)
         t1 = time.perf_counter()
-        gail_stats: dict[str, float] = {}
-        if self.discriminator is not None:
-            x = features(rollout.obs.reshape(-1, rollout.obs.shape[-1]), rollout.actions.reshape(-1, ppo.action_width))
-            intrinsic = self.discriminator.intrinsic_reward(x).view_as(rollout.rewards)
-            gail_stats = {f"gail/{k}": v for k, v in self.discriminator.update(x).items()}
-            gail_stats["gail/intrinsic_reward"] = float(intrinsic.mean())
-            rollout.rewards = mixed_reward(rollout.rewards, intrinsic)
-        weight = 0.0
-        if self.bc is not None:
-            weight = bc_weight(c.samples, self.bc_decay_samples)
-            self.bc.weight = weight
-        stats = ppo.update(rollout, auxiliary_loss=self.bc if weight > 0 else None)
+        with torch_threads(chosen):
+            n_threads = torch.get_num_threads()
+            stats, gail_stats, weight = self._learn(rollout)
         t2 = time.perf_counter()
         if self.threads is not None:
             self.threads.record(n_threads, t2 - t0)
@@ -308,6 +301,24 @@ class StageTrainer:
         }
         self.last_rows_ = [*self.last_rows_[-19:], row]
         return row, obs, event
+
+    def _learn(self, rollout: Rollout) -> tuple[dict, dict[str, float], float]:
+        """The update from one rollout: the GAIL reward mixed in (its discriminator trained on the rollout), then PPO
+        with the behaviour-cloning loss at its current weight; returns PPO's and GAIL's statistics and that weight."""
+        ppo = self.ppo
+        gail_stats: dict[str, float] = {}
+        if self.discriminator is not None:
+            x = features(rollout.obs.reshape(-1, rollout.obs.shape[-1]), rollout.actions.reshape(-1, ppo.action_width))
+            intrinsic = self.discriminator.intrinsic_reward(x).view_as(rollout.rewards)
+            gail_stats = {f"gail/{k}": v for k, v in self.discriminator.update(x).items()}
+            gail_stats["gail/intrinsic_reward"] = float(intrinsic.mean())
+            rollout.rewards = mixed_reward(rollout.rewards, intrinsic)
+        weight = 0.0
+        if self.bc is not None:
+            weight = bc_weight(self.counters_.samples, self.bc_decay_samples)
+            self.bc.weight = weight
+        stats = ppo.update(rollout, auxiliary_loss=self.bc if weight > 0 else None)
+        return stats, gail_stats, weight
 
     def _append_log(self, row: dict) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}

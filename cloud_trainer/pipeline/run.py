@@ -19,9 +19,9 @@ another request is refused (:class:`~cloud_trainer.pipeline.errors.PipelineState
 **Cancellation.** ``cancel`` is checked between updates; the stage writes its checkpoint and
 :class:`~cloud_trainer.pipeline.errors.PipelineCancelled` is raised.
 
-**Threads.** MuJoCo's batch runs on 2 threads. The training loops choose torch's threads per iteration by measured
+**Threads.** MuJoCo's batch runs on 2 threads. The training loops choose torch's threads for each update by measured
 time (:mod:`cloud_trainer.learn.threads`: two are faster on an idle 2-core machine, far slower as soon as anything
-else holds a core); everything else runs torch on 1.
+else holds a core); everything else (rollouts, checks, evaluation, export) runs torch on 1.
 
 **What is measured.** Wall-clock and samples per stage (over all invocations), the levels reached per task, the
 process's peak resident memory: in ``training.json`` and the report's ``run`` section.
@@ -56,7 +56,7 @@ STATE_NAME = "run.json"
 TRAINING_NAME = "training.json"
 #: The motion a task imitates, in its prediction folder.
 TASK_REFERENCE_NAME = "reference.npz"
-#: Torch threads outside the training loops (reference, evaluation, export); the loops choose their own.
+#: Torch threads outside the updates (reference, rollouts, checks, evaluation, export); updates choose their own.
 TORCH_THREADS = 1
 ENV_THREADS = 2
 
@@ -622,8 +622,8 @@ class PipelineRun:
                                                             "n_episodes", "training")},
             "prediction": {t: info["summary"] for t, info in tasks.items()},
             "threads": {"mujoco": ENV_THREADS, "torch": {
-                "outside_training": TORCH_THREADS, "training_candidates": list(thread_candidates()),
-                "training": "chosen per update by measured time; updates per count in each stage's training"}},
+                "outside_updates": TORCH_THREADS, "update_candidates": list(thread_candidates()),
+                "updates": "chosen per update by measured time; updates per count in each stage's training"}},
         })  # fmt: skip
 
 
