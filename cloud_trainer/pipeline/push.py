@@ -5,7 +5,11 @@ forces on the pelvis for 0.2 s), which Dai et al. 2025 (Results, Table S6) repor
 lateral for their controller:
 
 1. The walker starts at the course start at the evaluation goal and walks to the push point, ``into_feature_m`` past
-   the start of the ramp or stairs (on the ramp, over the stairs; the same x on flat ground).
+   the start of the ramp or stairs (on the ramp, over the stairs; the same x on flat ground). Every probe starts at
+   the same phase of the reference cycle, the first of ``START_PHASES`` from which the walker, not pushed, reaches
+   the push point and stays up through the recovery (one batch of unpushed walks finds it): a deterministic walker
+   from one start walks the same way to the push, and a start from which it falls on the way says nothing about
+   pushes (stair policies that reach the top from most starts fell on the way from phase 0).
 2. At the first control instant past the push point at which the reference cycle's phase is ``phase`` (default: mid
    single support of the paretic leg, else the right: 0.3 of the cycle for the right leg, 0.8 for the left; phase 0 is
    the right initial contact), a constant horizontal force in the walker's heading frame (forward, left or right)
@@ -28,6 +32,8 @@ from cloud_trainer.pipeline.metrics import course_location
 from cloud_trainer.pipeline.rollout import EvalSetting, PolicyLike, PushPlan, run_rollouts
 from cloud_trainer.twin.terrain import RUN_IN_M, get_terrain
 
+#: Start phases tried for the probes' common start, in this order (phase 0 first: the start before this search).
+START_PHASES = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
 #: Horizontal unit vectors in the heading frame (forward, left).
 DIRECTIONS: dict[str, tuple[float, float]] = {
     "forward": (1.0, 0.0),
@@ -74,6 +80,22 @@ def push_point_x_m(terrain_name: str, protocol: PushProtocol) -> float:
     return start + protocol.into_feature_m
 
 
+def _start_phase(
+    policy: PolicyLike, setting: EvalSetting, at_x_m: float, phase: float, protocol: PushProtocol, n_threads: int
+) -> float | None:
+    """The first of ``START_PHASES`` from which the walker, not pushed, reaches the push point and stays up through
+    the recovery (None: from none)."""
+    plan = PushPlan(np.zeros((len(START_PHASES), 2)), at_x_m, phase, protocol.duration_s, protocol.recovery_s)
+    rec = run_rollouts(
+        policy, setting, n_episodes=len(START_PHASES), push=plan, record_obs=False, n_threads=n_threads,
+        start_phases=np.array(START_PHASES),
+    )  # fmt: skip
+    for start, outcome, pushed in zip(START_PHASES, rec.outcome, rec.push_row, strict=True):
+        if pushed >= 0 and outcome == "survived":
+            return start
+    return None
+
+
 def push_robustness(
     policy: PolicyLike, setting: EvalSetting, protocol: PushProtocol | None = None, *, n_threads: int = 2
 ) -> dict:
@@ -83,9 +105,10 @@ def push_robustness(
     at_x = push_point_x_m(setting.terrain, protocol)
     phase = protocol.onset_phase(setting.affected_side)
     tried: dict[str, dict[float, bool]] = {d: {} for d in protocol.directions}
-    not_reached: set[str] = set()
+    start_phase = _start_phase(policy, setting, at_x, phase, protocol, n_threads)
+    not_reached: set[str] = set(protocol.directions) if start_phase is None else set()
     k = protocol.n_per_round
-    for round_index in range(protocol.n_rounds):
+    for round_index in range(protocol.n_rounds if start_phase is not None else 0):
         probes: list[tuple[str, float]] = []
         for d in protocol.directions:
             if round_index == 0:
@@ -101,7 +124,7 @@ def push_robustness(
         plan = PushPlan(forces, at_x, phase, protocol.duration_s, protocol.recovery_s)
         rec = run_rollouts(
             policy, setting, n_episodes=len(probes), push=plan, record_obs=False, n_threads=n_threads,
-            start_phases=np.zeros(len(probes)),
+            start_phases=np.full(len(probes), start_phase),
         )  # fmt: skip
         for (d, f), outcome, pushed in zip(probes, rec.outcome, rec.push_row, strict=True):
             if pushed < 0:  # fell or timed out before the push point: no verdict on this magnitude
@@ -127,6 +150,7 @@ def push_robustness(
         "push_point_x_m": round(at_x, 3),
         "push_point": course_location(setting.terrain, at_x),
         "onset_phase": phase,
+        "start_phase": start_phase,
         "reached_push_point": sorted(set(protocol.directions) - not_reached),
         "protocol": asdict(protocol),
         "wall_s": round(time.perf_counter() - started, 2),

@@ -51,6 +51,22 @@ def test_push_of_zero_is_survived_and_a_huge_push_is_not(stand_reference):
         assert result["directions"][direction]["smallest_failed_n"] == 3000.0
     assert result["forward_n"] == 0.0
     assert result["reached_push_point"] == ["forward", "left"]
+    assert result["start_phase"] == 0.0  # the first start tried: it stands from there
+
+
+def test_a_walker_that_falls_from_every_start_gets_no_push_figure(stand_reference):
+    setting = EvalSetting("walk", None, (stand_reference,))
+    protocol = PushProtocol(into_feature_m=-3.05, max_force_n=3000.0, n_per_round=1, n_rounds=1, recovery_s=2.0,
+                            directions=("forward",))  # fmt: skip
+
+    def limp(obs: np.ndarray) -> np.ndarray:  # the lowest torque limits, PD targets off the pose: falls in 1 s
+        return -np.ones((len(obs), 22), np.float32)
+
+    result = push_robustness(limp, setting, protocol)
+    assert result["start_phase"] is None
+    assert result["reached_push_point"] == []
+    assert result["forward_n"] is None
+    assert result["directions"]["forward"]["n_probes"] == 0
 
 
 def test_push_search_narrows_the_bracket(stand_reference):
