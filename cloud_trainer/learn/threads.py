@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-#: Torch threads of the policy's inference in rollouts and evaluations (see the module docstring).
+#: Torch threads outside the updates: the policy's inference in rollouts, checks and evaluations, and everything
+#: else a run does (see the module docstring).
 INFERENCE_THREADS = 1
 #: The most torch threads tried: the policies are small (3×256), beyond a few threads synchronisation costs more.
 MAX_TORCH_THREADS = 8

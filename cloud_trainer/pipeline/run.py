@@ -44,7 +44,7 @@ from cloud_trainer.atomic_files import write_json_atomic
 from cloud_trainer.envs.constants import ACTION_WIDTH, OBSERVATION_WIDTH
 from cloud_trainer.hashing import file_sha256
 from cloud_trainer.learn.ppo import PPO
-from cloud_trainer.learn.threads import ThreadChooser, thread_candidates
+from cloud_trainer.learn.threads import INFERENCE_THREADS, ThreadChooser, thread_candidates
 from cloud_trainer.learn.train import peak_rss_mb
 from cloud_trainer.pipeline.api import Artifact, PipelineRequest, PipelineResult, ProgressCallback, ProgressEvent, Stage
 from cloud_trainer.pipeline.budgets import Budget, get_budget
@@ -56,8 +56,6 @@ STATE_NAME = "run.json"
 TRAINING_NAME = "training.json"
 #: The motion a task imitates, in its prediction folder.
 TASK_REFERENCE_NAME = "reference.npz"
-#: Torch threads outside the updates (reference, rollouts, checks, evaluation, export); updates choose their own.
-TORCH_THREADS = 1
 ENV_THREADS = 2
 
 
@@ -211,7 +209,7 @@ class PipelineRun:
 
     def execute(self) -> PipelineResult:
         self._open_state()
-        torch.set_num_threads(TORCH_THREADS)
+        torch.set_num_threads(INFERENCE_THREADS)  # updates choose their own (learn/threads.py)
         reference, patient, gait, ref_summary = self._reference()
         adapted_ppo, adaptation = self._adaptation(reference, patient, gait)
         tasks = self._prediction(reference, patient, gait, adapted_ppo)
@@ -622,7 +620,7 @@ class PipelineRun:
                                                             "n_episodes", "training")},
             "prediction": {t: info["summary"] for t, info in tasks.items()},
             "threads": {"mujoco": ENV_THREADS, "torch": {
-                "outside_updates": TORCH_THREADS, "update_candidates": list(thread_candidates()),
+                "outside_updates": INFERENCE_THREADS, "update_candidates": list(thread_candidates()),
                 "updates": "chosen per update by measured time; updates per count in each stage's training"}},
         })  # fmt: skip
 
