@@ -16,6 +16,7 @@ The choice does not change what is learnt: the PPO update gives bit-identical we
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,9 +59,12 @@ class ThreadChooser:
     """
 
     candidates: tuple[int, ...]
-    #: Iterations between two tries of a count other than the current one.
+    #: Iterations between two tries of a count other than the current one. A try on the slower count costs about 0.1 s
+    #: of a 0.5 s iteration on the idle VM (docs/learning.md), so one in 25 costs < 1 %; a load that comes or goes is
+    #: noticed within 25 iterations (≈ 15 s).
     probe_every: int = 25
-    #: Weight of the newest iteration in a count's smoothed time.
+    #: Weight of the newest iteration in a count's smoothed time: one iteration on two threads under load (1.26 s)
+    #: lifts their smoothed 0.555 s above one thread's 0.645 s, so the chooser leaves them at once (tested).
     smoothing: float = 0.3
     #: The count in use (the fastest measured so far).
     current: int = field(init=False)
@@ -129,3 +133,16 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def update_threads(chooser: ThreadChooser | None, iteration_start_s: float) -> Iterator[int]:
+    """Run a training iteration's update on ``chooser``'s count (None: the process's setting) and yield that count;
+    when the block ends, record the iteration's time since ``iteration_start_s`` (a ``time.perf_counter()`` reading
+    taken before its rollout) with the chooser."""
+    chosen = chooser.next() if chooser is not None else None
+    with torch_threads(chosen):
+        n_threads = torch.get_num_threads()
+        yield n_threads
+    if chooser is not None:
+        chooser.record(n_threads, time.perf_counter() - iteration_start_s)

@@ -36,7 +36,7 @@ import torch
 from cloud_trainer.envs.base import TwinVecEnv
 from cloud_trainer.errors import TrainerError
 from cloud_trainer.learn.ppo import PPO, PPOArgs, Rollout
-from cloud_trainer.learn.threads import INFERENCE_THREADS, ThreadChooser, thread_candidates, torch_threads
+from cloud_trainer.learn.threads import INFERENCE_THREADS, ThreadChooser, thread_candidates, update_threads
 
 log = logging.getLogger(__name__)
 
@@ -302,17 +302,13 @@ class Trainer:
         if chooser is not None:
             torch.set_num_threads(INFERENCE_THREADS)  # rollouts; updates run on the chosen count
         while not (reason := self._budget_left(started)):
-            chosen = chooser.next() if chooser is not None else None
             t0 = time.perf_counter()
             rollout, obs, terms, returns, lengths, _ = collect_rollout(env, ppo, obs)
             t1 = time.perf_counter()
             # --- the PPO update
-            with torch_threads(chosen):
-                n_threads = torch.get_num_threads()
+            with update_threads(chooser, t0) as n_threads:
                 stats = ppo.update(rollout)
             t2 = time.perf_counter()
-            if chooser is not None:
-                chooser.record(n_threads, t2 - t0)
 
             c = self.counters_
             c.updates += 1

@@ -29,7 +29,7 @@ import torch
 
 from cloud_trainer.envs.base import TwinVecEnv
 from cloud_trainer.learn.ppo import PPO, Rollout
-from cloud_trainer.learn.threads import INFERENCE_THREADS, ThreadChooser, torch_threads
+from cloud_trainer.learn.threads import INFERENCE_THREADS, ThreadChooser, update_threads
 from cloud_trainer.learn.train import collect_rollout, load_checkpoint, peak_rss_mb, ppo_args_from_dict, save_atomic
 from cloud_trainer.pipeline.bc import BCLoss, bc_weight
 from cloud_trainer.pipeline.curriculum import Curriculum
@@ -242,16 +242,12 @@ class StageTrainer:
 
     def _iterate(self, env: TwinVecEnv, obs: np.ndarray) -> tuple[dict, np.ndarray, str]:
         ppo, c = self.ppo, self.counters_
-        chosen = self.threads.next() if self.threads is not None else None
         t0 = time.perf_counter()
         rollout, obs, terms, returns, lengths, fell = collect_rollout(env, ppo, obs)
         t1 = time.perf_counter()
-        with torch_threads(chosen):
-            n_threads = torch.get_num_threads()
+        with update_threads(self.threads, t0) as n_threads:
             stats, gail_stats, weight = self._learn(rollout)
         t2 = time.perf_counter()
-        if self.threads is not None:
-            self.threads.record(n_threads, t2 - t0)
         c.updates += 1
         c.updates_by_torch_threads[str(n_threads)] = c.updates_by_torch_threads.get(str(n_threads), 0) + 1
         c.samples += ppo.args.batch_size
