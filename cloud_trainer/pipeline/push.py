@@ -15,10 +15,10 @@ lateral for their controller:
    the right initial contact), a constant horizontal force in the walker's heading frame (forward, left or right)
    acts on the pelvis's centre of mass for ``duration_s``.
 3. Survived: no fall (the environment's termination) within ``recovery_s`` after the push ends.
-4. Magnitudes are searched by k-section, all in one batch: round 1 tries 0 N (the control) and ``n_per_round``
-   magnitudes evenly up to ``max_force_n``; each later round tries ``n_per_round`` magnitudes evenly inside the bracket
-   (largest magnitude survived with every smaller one survived, smallest magnitude failed). The result is the
-   bracket's lower end; its width is the resolution.
+4. Magnitudes are searched by k-section, all in one batch: the 0 N control is the start search's walk (step 1);
+   round 1 tries ``n_per_round`` magnitudes evenly up to ``max_force_n``; each later round tries ``n_per_round``
+   magnitudes evenly inside the bracket (largest magnitude survived with every smaller one survived, smallest
+   magnitude failed). The result is the bracket's lower end; its width is the resolution.
 """
 
 from __future__ import annotations
@@ -106,16 +106,18 @@ def push_robustness(
     phase = protocol.onset_phase(setting.affected_side)
     tried: dict[str, dict[float, bool]] = {d: {} for d in protocol.directions}
     start_phase = _start_phase(policy, setting, at_x, phase, protocol, n_threads)
-    not_reached: set[str] = set(protocol.directions) if start_phase is None else set()
+    if start_phase is not None:  # the start search's unpushed walk from there is every direction's 0 N control
+        for d in protocol.directions:
+            tried[d][0.0] = True
     k = protocol.n_per_round
     for round_index in range(protocol.n_rounds if start_phase is not None else 0):
         probes: list[tuple[str, float]] = []
         for d in protocol.directions:
             if round_index == 0:
-                probes += [(d, f) for f in np.linspace(0.0, protocol.max_force_n, k + 1)]
+                probes += [(d, f) for f in np.linspace(0.0, protocol.max_force_n, k + 1)[1:]]
                 continue
             low, high = _bracket(tried[d])
-            if high is None or d in not_reached:
+            if high is None:
                 continue
             probes += [(d, low + (high - low) * j / (k + 1)) for j in range(1, k + 1)]
         if not probes:
@@ -128,8 +130,6 @@ def push_robustness(
         )  # fmt: skip
         for (d, f), outcome, pushed in zip(probes, rec.outcome, rec.push_row, strict=True):
             if pushed < 0:  # fell or timed out before the push point: no verdict on this magnitude
-                if f == 0.0:
-                    not_reached.add(d)
                 continue
             tried[d][float(f)] = outcome == "survived"
     result: dict = {}
@@ -151,7 +151,7 @@ def push_robustness(
         "push_point": course_location(setting.terrain, at_x),
         "onset_phase": phase,
         "start_phase": start_phase,
-        "reached_push_point": sorted(set(protocol.directions) - not_reached),
+        "reached_push_point": sorted(protocol.directions) if start_phase is not None else [],
         "protocol": asdict(protocol),
         "wall_s": round(time.perf_counter() - started, 2),
     }
