@@ -18,7 +18,9 @@ phase, and at most every ``check_every_samples`` samples, :meth:`observe` answer
 episodes of the policy's deterministic actions at the level (the policy that is evaluated and exported) and hands
 their returns and falls to :meth:`judge`, which applies the same rule to them (the reference return must then be
 measured the same way). Why: sampled episodes judge the exploration noise as much as the policy (docs/pipeline.md:
-a ramp policy that fell in 1 % of its deterministic episodes fell in 60 % of sampled ones).
+a ramp policy that fell in 1 % of its deterministic episodes fell in 60 % of sampled ones). A check may stop at its
+first fall beyond :meth:`Curriculum.allowed_falls` and hand over only the episodes that ended by then: the rule fails
+it whatever the others do, and the fall fraction of those episodes is above the limit too.
 
 The stair guidance cue (Methods, "Task II") "only facilitates initial learning and is disabled once mastery is
 achieved": each level in ``guided_levels`` is first trained with the cue; when the rule is met the cue is switched
@@ -30,6 +32,7 @@ Levels without stairs to cue (the flat first level) are not guided: there the cu
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -84,6 +87,10 @@ class Curriculum:
             self.cue_on = self.level in self.guided_levels
         self._recent = deque(self._recent, maxlen=self.window_episodes)
         self._recent_falls = deque(self._recent_falls, maxlen=self.window_episodes)
+
+    def allowed_falls(self, n_episodes: int) -> int:
+        """The most falls among ``n_episodes`` judged episodes that the rule allows (one more fails it)."""
+        return math.floor(self.max_fall_fraction * n_episodes + 1e-9)  # 0.1 × 10 is not quite 1.0 in floats
 
     @property
     def threshold(self) -> float:

@@ -42,7 +42,8 @@ LOG_NAME = "train_log.jsonl"
 
 #: make_env(level, cue_on, seed) → environment (level None for a task without levels).
 MakeEnv = Callable[[int | None, bool, int], TwinVecEnv]
-#: check(ppo, level, seed) → (returns, fell) of a mastery check's deterministic episodes at the level.
+#: check(ppo, level, seed) → (returns, fell) of a mastery check's deterministic episodes at the level: those that
+#: ended, when the check stopped at a fall that fails it (:meth:`Curriculum.allowed_falls`).
 MasteryCheck = Callable[[PPO, int, int], tuple[list[float], list[bool]]]
 
 
@@ -269,6 +270,7 @@ class StageTrainer:
                 checked = {
                     "check_mean_return": float(np.mean(check_returns)),
                     "check_fall_fraction": float(np.mean(check_fell)),
+                    "check_episodes": len(check_returns),  # fewer than the check's walks: stopped at a fall
                     "check_s": round(check_s, 3),
                 }
         row = {

@@ -138,9 +138,15 @@ def flat_ground_config(gait: ObservedGait, episode_steps: int) -> LocomotionConf
 
 
 @torch.no_grad()
-def deterministic_episodes(env: TwinVecEnv, ppo: PPO) -> tuple[list[float], list[bool]]:
+def deterministic_episodes(
+    env: TwinVecEnv, ppo: PPO, *, max_falls: int | None = None
+) -> tuple[list[float], list[bool]]:
     """The first episode of every simulation of ``env`` with ``ppo``'s deterministic actions (the policy that is
     evaluated and exported): their returns (environment reward, without guidance) and whether each ended in a fall.
+
+    With ``max_falls``, stops at the fall that exceeds it and returns only the episodes that had ended by then: a
+    mastery check that allows that many falls has failed whatever the others do. On a level the policy cannot yet
+    walk, that fall comes within the first fifth of the check's steps (docs/pipeline.md).
 
     Raises:
         RuntimeError: an episode still running after the environment's episode length (it truncates them there).
@@ -156,8 +162,8 @@ def deterministic_episodes(env: TwinVecEnv, ppo: PPO) -> tuple[list[float], list
             returns[new] = (infos["episode_return"] - infos.get("episode_guidance", 0.0))[new]
             fell[new] = infos["episode_terminated"][new]
             ended |= new
-            if ended.all():
-                return returns.tolist(), fell.tolist()
+            if ended.all() or (max_falls is not None and fell.sum() > max_falls):
+                return returns[ended].tolist(), fell[ended].tolist()
     raise RuntimeError(f"{int((~ended).sum())} of {n} episodes still running after {max_steps} control steps")
 
 

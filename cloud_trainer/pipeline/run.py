@@ -351,19 +351,20 @@ class PipelineRun:
                     episode_steps=b.task_episode_steps, seed=env_seed, n_threads=ENV_THREADS,
                 )  # fmt: skip
 
-            def check(ppo, level, check_seed, make_env=make_env):
-                env = make_env(level, False, check_seed, n_envs=b.mastery_check_envs)
-                try:
-                    return deterministic_episodes(env, ppo)
-                finally:
-                    env.close()
-
             reference_return = self._flat_return(reference, patient, gait, adapted_ppo)
             curriculum = Curriculum(
                 reference_return=reference_return, min_episodes=b.curriculum_min_episodes,
                 window_episodes=b.curriculum_window_episodes, guided_levels=cue_levels(task),
                 check_every_samples=b.mastery_check_every_samples,
             )  # fmt: skip
+
+            def check(ppo, level, check_seed, make_env=make_env, curriculum=curriculum):
+                env = make_env(level, False, check_seed, n_envs=b.mastery_check_envs)
+                try:  # a check stops at the first fall beyond those the rule allows
+                    return deterministic_episodes(env, ppo, max_falls=curriculum.allowed_falls(env.num_envs))
+                finally:
+                    env.close()
+
             adapted = load_policy(self.out / "adaptation" / "policy.pt")
             ppo = adapted.to_ppo(b.ppo_args())
             if not reads_terrain(adapted.manifest):  # from the flat atlas: it reads the rays as pelvis height

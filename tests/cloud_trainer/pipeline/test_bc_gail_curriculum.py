@@ -1,16 +1,20 @@
 """Behaviour cloning, the GAIL discriminator and the curriculum on tiny problems: shapes, the α_BC schedule, a
-discriminator that learns to separate, the promotion rule and the stair cue's switch."""
+discriminator that learns to separate, the promotion rule, the stair cue's switch and a mastery check that stops at
+the fall that fails it."""
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 
 from cloud_trainer.envs.constants import ACTION_WIDTH, FRAME_WIDTH, OBSERVATION_WIDTH, frame_slices
-from cloud_trainer.learn.ppo import PPOArgs
+from cloud_trainer.envs.walk import WalkEnv
+from cloud_trainer.learn.ppo import PPO, PPOArgs
+from cloud_trainer.motion.synthetic import sinusoidal_gait_reference
 from cloud_trainer.pipeline.bc import BC_WEIGHT_START, BCLoss, BehaviourCloning, bc_weight
 from cloud_trainer.pipeline.curriculum import Curriculum
 from cloud_trainer.pipeline.gail import (
@@ -21,7 +25,8 @@ from cloud_trainer.pipeline.gail import (
     features,
     mixed_reward,
 )
-from cloud_trainer.pipeline.predict import cue_levels
+from cloud_trainer.pipeline.predict import cue_levels, deterministic_episodes
+from cloud_trainer.twin.model import build_twin
 
 SMALL = PPOArgs(n_envs=4, n_steps=4, n_minibatches=1, policy_hidden=(32, 32), value_hidden=(16,))
 
@@ -244,3 +249,38 @@ def test_judge_needs_a_curriculum_with_checks_and_checks_survive_a_restore() -> 
     assert restored.observe([1.0], samples=400, wall_s=2.0) == ""  # 300 samples since the last check
     assert restored.observe([1.0], samples=600, wall_s=3.0) == "check"
     assert restored.to_json()["judged"] == "mastery checks, deterministic actions"
+
+
+def test_allowed_falls_are_the_most_the_rule_passes() -> None:
+    c = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=8, check_every_samples=1)
+    assert [c.allowed_falls(n) for n in (5, 10, 20, 64)] == [0, 1, 2, 6]
+    for n in (10, 64):
+        allowed = c.allowed_falls(n)
+        for falls, verdict in ((allowed, "promoted"), (allowed + 1, "")):
+            judged = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=8, check_every_samples=1)
+            assert judged.observe([10.0], samples=1, wall_s=0.1) == "check"
+            assert judged.judge([10.0] * n, [True] * falls + [False] * (n - falls), samples=1, wall_s=0.2) == verdict
+
+
+def test_a_check_stops_at_the_fall_beyond_those_allowed_and_returns_the_episodes_ended_by_then() -> None:
+    """An untrained policy's deterministic walks (PD towards the reference pose) fall one after another; stopped at
+    the third fall, the check hands over exactly the walks that had ended, with the returns the full check gives."""
+    reference = sinusoidal_gait_reference(build_twin().model, speed_m_s=1.0, stride_length_m=1.2)
+    torch.manual_seed(0)
+    ppo = PPO(OBSERVATION_WIDTH, ACTION_WIDTH, SMALL)
+
+    def episodes(**kwargs):
+        env = WalkEnv([reference], n_envs=12, n_threads=1, seed=5)
+        try:
+            return deterministic_episodes(env, ppo, **kwargs)
+        finally:
+            env.close()
+
+    returns, fell = episodes()
+    assert len(returns) == 12  # the full check walks every simulation to its end
+    assert sum(fell) > 3
+    cut_returns, cut_fell = episodes(max_falls=2)
+    assert sum(cut_fell) >= 3
+    assert len(cut_returns) < 12
+    assert not Counter(np.round(cut_returns, 9)) - Counter(np.round(returns, 9))  # the same walks, ended earlier
+    assert episodes(max_falls=12) == (returns, fell)  # a limit that is never passed changes nothing
