@@ -394,7 +394,7 @@ class TwinVecEnv(VectorEnv):
         self._episode_return[ids] = 0.0
         self._episode_guidance[ids] = 0.0
         self._root_shift_xy[ids] = 0.0
-        start_x = rng.uniform(*cfg.start_x_range_m, n)
+        start_x = self._start_x_m(ids)
         start = self._reference(np.zeros(n), ids, kinematic_targets=False, root_x_m=start_x)
         shift = np.stack([start_x, np.zeros(n)], axis=1) - start.qpos[:, :2]
         self._root_shift_xy[ids] = shift
@@ -425,6 +425,11 @@ class TwinVecEnv(VectorEnv):
         self._stride_measured[ids] = np.nan
         frame = self._frame(ids, m)
         self._obs[ids] = frame[:, None, :]
+
+    def _start_x_m(self, ids: np.ndarray) -> np.ndarray:
+        """Where the pelvises of new episodes ``ids`` start along the course (their references, goals and clip times
+        are drawn): uniform over ``start_x_range_m``."""
+        return self._np_random.uniform(*self.config.start_x_range_m, len(ids))
 
     def _apply_torque_limits(self, ids) -> None:
         limit = self._ceiling_nm * self._torque_fraction[ids][:, JOINT_GROUP_INDEX]

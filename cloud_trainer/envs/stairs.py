@@ -54,6 +54,12 @@ CLIMBING_FROM_RISER_M = 0.05
 #: the level gait: imitated there, the climbing reference asks a swing foot to land on a tread that is not there
 #: (falls on the run-in at 7.5 cm, docs/pipeline.md).
 CLIMBING_BLEND_M = STAIR_STRIDE_M
+#: Episodes on stairs with risers start in step with the treads (:meth:`StairsEnv._start_x_m`).
+STEP_ALIGNED_STARTS = True
+#: Samples of one reference cycle read to find where its feet stand.
+_ALIGN_SAMPLES = 32
+#: A foot has landed once a sample moves it on by less than this fraction of its swing's largest move.
+_LANDING_STEP_FRACTION = 0.1
 #: Weight of the cue when a curriculum switches it on (``guidance_terms={"step_cue": STEP_CUE_WEIGHT}``): a fifth of
 #: the largest per-step task reward (1), enough to matter early, small beside the imitation and goal terms.
 STEP_CUE_WEIGHT = 0.2
@@ -116,6 +122,49 @@ class StairsEnv(WalkEnv):
         if not share.any():
             return frames
         return frames.blended(self._placed(self._climbing_bank, time_s, ids, kinematic_targets), share)
+
+    def _start_x_m(self, ids: np.ndarray) -> np.ndarray:
+        """A start drawn as on level ground, then moved by at most half a tread so that the feet of the episode's
+        reference, followed at its goal speed, land in the middle of the treads (their sole centres, on the mean over
+        both feet). Started anywhere, the reference put a foot across a riser in most episodes (a 30 cm tread holds a
+        25 cm foot over a 5 cm range of starts): imitating it meant stepping on the riser's edge, and a policy had
+        to learn to leave the reference to find the treads. Landings rather than stances: the stairs reference's
+        stance foot still slides back under the body (:mod:`cloud_trainer.motion.stride`), a foot on a step cannot,
+        and traced policies kept their feet where they landed."""
+        start_x = super()._start_x_m(ids)
+        if not STEP_ALIGNED_STARTS or self.terrain.step_height_m <= 0.0:
+            return start_x
+        return start_x + self._tread_offset_m(ids, start_x)
+
+    def _tread_offset_m(self, ids: np.ndarray, start_x: np.ndarray) -> np.ndarray:
+        """How far episodes ``ids`` starting at ``start_x`` must move for their references' feet to land mid-tread
+        (0 for a reference that does not travel)."""
+        bank, n = self.bank, len(ids)
+        ref = self._ref[ids]
+        travels = bank.cyclic[ref] & (bank.speed_m_s[ref] > 0)
+        cycle = np.arange(_ALIGN_SAMPLES + 1) / _ALIGN_SAMPLES  # one cycle of clip time and its first sample again
+        times = self._clip_time0_s[ids, None] + cycle * bank.cycle_period_s[ref, None]
+        frames = bank.sample(
+            np.repeat(ref, len(cycle)), times.ravel(), np.repeat(self._time_scale[ids], len(cycle)),
+            np.repeat(self._stride_scale[ids], len(cycle)),
+        )  # fmt: skip
+        root_x = frames.qpos[:, 0].reshape(n, len(cycle), 1)
+        feet_x = root_x + frames.ends_rel_m[:, :2, 0].reshape(n, len(cycle), 2)  # (n, samples, 2 feet)
+        feet_x += start_x[:, None, None] - root_x[:, :1]  # the pelvis starting at start_x
+        # each foot's landing: where its swing stops carrying it forward (the first sample after its fastest that
+        # moves on by less than a tenth as much), the furthest forward the foot gets before it is loaded
+        step_m = np.diff(feet_x, axis=1)  # (n, samples, 2)
+        fastest = np.argmax(step_m, axis=1)
+        after = (fastest[:, None, :] + np.arange(1, _ALIGN_SAMPLES + 1)[None, :, None]) % _ALIGN_SAMPLES
+        slow = np.take_along_axis(step_m, after, axis=1) <= _LANDING_STEP_FRACTION * step_m.max(axis=1, keepdims=True)
+        landing = np.take_along_axis(after, np.argmax(slow, axis=1)[:, None, :], axis=1)[:, 0]  # (n, 2)
+        landed_x = np.take_along_axis(feet_x, landing[:, None, :], axis=1)[:, 0]
+        # where along a tread, as an angle (a tread is 2π), averaged over both feet
+        angle = 2 * np.pi * (landed_x - self.terrain.feature_start_x_m) / STAIR_TREAD_M
+        mean = np.arctan2(np.sin(angle).sum(axis=1), np.cos(angle).sum(axis=1))
+        offset_m = (np.pi - mean) % (2 * np.pi) * STAIR_TREAD_M / (2 * np.pi)  # to the middle of the tread (π)
+        offset_m = np.where(offset_m > STAIR_TREAD_M / 2, offset_m - STAIR_TREAD_M, offset_m)
+        return np.where(travels, offset_m, 0.0)
 
     def _guidance_step_cue(self, m: SimpleNamespace) -> np.ndarray:
         """The paper's minimal terrain cue, per foot, mean over both: 1 where no riser lies within

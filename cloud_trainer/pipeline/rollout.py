@@ -309,7 +309,9 @@ def make_eval_env(
 
     Episodes start at the low end of the configuration's start range (x = 0 for the tasks' defaults), the longest
     approach to the ramp or stairs that training saw. From further back a policy meets states it never trained in
-    (no riser in its terrain rays yet), and stair policies trained at level 2 fell there on flat ground."""
+    (no riser in its terrain rays yet), and stair policies trained at level 2 fell there on flat ground. On stairs with
+    risers the start then moves by up to half a tread, as in training, so that the reference lands mid-tread
+    (:meth:`~cloud_trainer.envs.stairs.StairsEnv._start_x_m`)."""
     cls = ENVIRONMENTS[setting.task][0]
     base = setting.task_config()
     start_x_m = base.start_x_range_m[0]

@@ -9,6 +9,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from cloud_trainer.envs import stairs
 from cloud_trainer.envs.constants import (
     ACTION_WIDTH,
     FRAME_WIDTH,
@@ -269,7 +270,8 @@ def test_slope_and_stairs_levels_pick_their_course(gait) -> None:
     assert make_env("stairs", [gait], n_envs=1, n_threads=1).terrain.name == "stairs:5"
 
 
-def test_stairs_from_7_5_cm_imitate_their_references_climbing_them_on_the_stairs_only(gait) -> None:
+def test_stairs_from_7_5_cm_imitate_their_references_climbing_them_on_the_stairs_only(gait, monkeypatch) -> None:
+    monkeypatch.setattr(stairs, "STEP_ALIGNED_STARTS", False)  # starts where asked, in the blend
     for level in (1, 2):  # no risers, 3.75 cm: the level gait as given, all along the course
         env = make_env("stairs", [gait], level=level, n_envs=1, n_threads=1)
         assert env.bank.motions[0] is gait
@@ -354,3 +356,36 @@ def test_sidestepping_costs_speed_reward(gait) -> None:
     np.testing.assert_allclose(terms["goal/heading"], terms["goal/heading"][0])
     speed = terms["goal/speed"]
     np.testing.assert_allclose(speed[1] / speed[0], np.exp(-1.0), rtol=0.05)
+
+
+def _landings_on_treads_m(env: StairsEnv) -> np.ndarray:
+    """Where along its tread each foot of each episode's reference, followed from its start, lands in its first two
+    steps (where a swing stops carrying the foot forward), m from the tread's start; (envs, landings)."""
+    env.reset()
+    ids = np.arange(env.num_envs)
+    frames = [env._placed(env.bank, np.full(env.num_envs, k * 0.02), ids, True) for k in range(150)]  # 3 s
+    feet_x = np.array([f.qpos[:, None, 0] + f.ends_rel_m[:, :2, 0] for f in frames])  # (steps, envs, 2 feet)
+    moving = np.diff(feet_x, axis=0) > 0.1 * np.diff(feet_x, axis=0).max(axis=0)
+    landed = moving[:-1] & ~moving[1:]
+    along = (feet_x[1:-1] - env.terrain.feature_start_x_m) % STAIR_TREAD_M
+    return np.array([[*along[:, e, 0][landed[:, e, 0]][:2], *along[:, e, 1][landed[:, e, 1]][:2]] for e in ids])
+
+
+def test_stairs_episodes_start_with_the_reference_in_step_with_the_treads(model, monkeypatch) -> None:
+    walk = sinusoidal_gait_reference(model, speed_m_s=0.6, stride_length_m=0.6)  # one foot on every tread
+    config = dataclasses.replace(stairs_config(3), start_x_range_m=(1.5, 2.5))
+    landings = _landings_on_treads_m(StairsEnv([walk], config=config, n_envs=12, n_threads=1, seed=4))
+    # mid-tread, whatever the phase and start (within what 32 samples a cycle resolve)
+    np.testing.assert_allclose(landings, STAIR_TREAD_M / 2, atol=0.035)
+    monkeypatch.setattr(stairs, "STEP_ALIGNED_STARTS", False)
+    landings = _landings_on_treads_m(StairsEnv([walk], config=config, n_envs=12, n_threads=1, seed=4))
+    assert np.ptp(landings) > 0.2  # started anywhere: on the risers' edges too
+    # level 1 has no risers: its starts are drawn as on level ground (the same draws with and without alignment)
+    flat = dataclasses.replace(stairs_config(1), start_x_range_m=(1.5, 2.5))
+    started = []
+    for aligned in (True, False):
+        monkeypatch.setattr(stairs, "STEP_ALIGNED_STARTS", aligned)
+        env = StairsEnv([walk], config=flat, n_envs=6, n_threads=1, seed=4)
+        env.reset()
+        started.append(env._qpos[:, 0].copy())
+    np.testing.assert_array_equal(*started)
