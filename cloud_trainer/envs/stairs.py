@@ -126,11 +126,11 @@ class StairsEnv(WalkEnv):
     def _start_x_m(self, ids: np.ndarray) -> np.ndarray:
         """A start drawn as on level ground, then moved by at most half a tread so that the feet of the episode's
         reference, followed at its goal speed, land in the middle of the treads (their sole centres, on the mean over
-        both feet). Started anywhere, the reference put a foot across a riser in most episodes (a 30 cm tread holds a
-        25 cm foot over a 5 cm range of starts): imitating it meant stepping on the riser's edge, and a policy had
-        to learn to leave the reference to find the treads. Landings rather than stances: the stairs reference's
-        stance foot still slides back under the body (:mod:`cloud_trainer.motion.stride`), a foot on a step cannot,
-        and traced policies kept their feet where they landed."""
+        both feet). Started anywhere, the reference put a foot across a riser in most episodes (a 30 cm tread holds
+        the default twin's 21 cm sole over a 9 cm range of starts): imitating it meant stepping on a riser's edge, and
+        a policy had to learn to leave the reference to find the treads. Landings rather than stances: the stairs
+        reference's stance foot still slides back under the body (:mod:`cloud_trainer.motion.stride`), a foot on a
+        step cannot, and traced policies kept their feet where they landed."""
         start_x = super()._start_x_m(ids)
         if not STEP_ALIGNED_STARTS or self.terrain.step_height_m <= 0.0:
             return start_x

@@ -52,6 +52,8 @@ class LevelRecord:
     wall_mastered_s: float | None = None
     episodes: int = 0
     cue_off_samples: int | None = None
+    #: The best mean return of the judged episodes whose falls stayed within the rule's limit (None: none did). A
+    #: check stopped at a fall beyond the limit judges only the episodes that had ended, mostly falls: not counted.
     best_mean_return: float | None = None
 
 
@@ -149,11 +151,12 @@ class Curriculum:
     def _apply_rule(self, mean: float | None, fall_fraction: float | None, samples: int, wall_s: float) -> str:
         """Promote (or switch the cue off) when the judged episodes' mean return and fall fraction meet the rule."""
         record = self.records[-1]
-        if mean is not None:
+        within_falls = fall_fraction is None or fall_fraction <= self.max_fall_fraction
+        if mean is not None and within_falls:
             record.best_mean_return = mean if record.best_mean_return is None else max(record.best_mean_return, mean)
         if self._episodes_phase < self.min_episodes or mean is None or not mean >= self.threshold:
             return ""
-        if fall_fraction is not None and fall_fraction > self.max_fall_fraction:
+        if not within_falls:
             return ""
         self._recent.clear()
         self._recent_falls.clear()

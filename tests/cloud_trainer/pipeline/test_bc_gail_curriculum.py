@@ -251,7 +251,7 @@ def test_judge_needs_a_curriculum_with_checks_and_checks_survive_a_restore() -> 
     assert restored.to_json()["judged"] == "mastery checks, deterministic actions"
 
 
-def test_allowed_falls_are_the_most_the_rule_passes() -> None:
+def test_allowed_falls_are_the_most_the_rule_passes_and_only_checks_within_them_set_the_best_return() -> None:
     c = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=8, check_every_samples=1)
     assert [c.allowed_falls(n) for n in (5, 10, 20, 64)] == [0, 1, 2, 6]
     for n in (10, 64):
@@ -260,6 +260,14 @@ def test_allowed_falls_are_the_most_the_rule_passes() -> None:
             judged = Curriculum(reference_return=10.0, min_episodes=1, window_episodes=8, check_every_samples=1)
             assert judged.observe([10.0], samples=1, wall_s=0.1) == "check"
             assert judged.judge([10.0] * n, [True] * falls + [False] * (n - falls), samples=1, wall_s=0.2) == verdict
+    # the best return counts only checks within the fall limit: a stopped check judges mostly falls
+    c = Curriculum(reference_return=100.0, min_episodes=1, window_episodes=8, check_every_samples=1)
+    assert c.observe([1.0], samples=1, wall_s=0.1) == "check"
+    c.judge([50.0] * 2, [True] * 2, samples=1, wall_s=0.2)
+    assert c.records[-1].best_mean_return is None
+    assert c.observe([1.0], samples=2, wall_s=0.3) == "check"
+    c.judge([40.0] * 10, [False] * 10, samples=2, wall_s=0.4)
+    assert c.records[-1].best_mean_return == 40.0
 
 
 def test_a_check_stops_at_the_fall_beyond_those_allowed_and_returns_the_episodes_ended_by_then() -> None:
