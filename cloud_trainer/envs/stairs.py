@@ -159,12 +159,11 @@ class StairsEnv(WalkEnv):
         slow = np.take_along_axis(step_m, after, axis=1) <= _LANDING_STEP_FRACTION * step_m.max(axis=1, keepdims=True)
         landing = np.take_along_axis(after, np.argmax(slow, axis=1)[:, None, :], axis=1)[:, 0]  # (n, 2)
         landed_x = np.take_along_axis(feet_x, landing[:, None, :], axis=1)[:, 0]
-        # where along a tread, as an angle (a tread is 2π), averaged over both feet
-        angle = 2 * np.pi * (landed_x - self.terrain.feature_start_x_m) / STAIR_TREAD_M
-        mean = np.arctan2(np.sin(angle).sum(axis=1), np.cos(angle).sum(axis=1))
-        offset_m = (np.pi - mean) % (2 * np.pi) * STAIR_TREAD_M / (2 * np.pi)  # to the middle of the tread (π)
-        offset_m = np.where(offset_m > STAIR_TREAD_M / 2, offset_m - STAIR_TREAD_M, offset_m)
-        return np.where(travels, offset_m, 0.0)
+        # where along a tread, as an angle (a tread is 2π), averaged over both feet as unit vectors
+        along_rad = 2 * np.pi * (landed_x - self.terrain.feature_start_x_m) / STAIR_TREAD_M
+        mean_rad = np.angle(np.exp(1j * along_rad).sum(axis=1))
+        to_middle_rad = np.angle(np.exp(1j * (np.pi - mean_rad)))  # the tread's middle is π; wrapped to (-π, π]
+        return np.where(travels, to_middle_rad * STAIR_TREAD_M / (2 * np.pi), 0.0)
 
     def _guidance_step_cue(self, m: SimpleNamespace) -> np.ndarray:
         """The paper's minimal terrain cue, per foot, mean over both: 1 where no riser lies within
