@@ -29,29 +29,17 @@ import mujoco
 import numpy as np
 
 from cloud_trainer.errors import ReferenceMotionError
+from cloud_trainer.motion.leg_ik import in_sagittal_plane, solve_legs
 from cloud_trainer.motion.reference import ReferenceMotion
-from cloud_trainer.twin.constants import BODY_NAMES, JOINT_NAMES, N_ROOT_QPOS
-from cloud_trainer.twin.kinematics import Kinematics, forward_kinematics, lowest_sole_m, rotate_into_heading
+from cloud_trainer.twin.kinematics import forward_kinematics, lowest_sole_m
 
 #: A foot is raised (and rises onto its next tread) while it is higher than this fraction of its recorded swing
 #: height above its lowest: on the virtual patients about the middle 60-70 % of the swing, so that it has risen
 #: before it lands. A foot's highest frame alone does not say when it lands: the hemiparetic patient's paretic foot
 #: peaks early in a swing that lasts half the cycle.
 RAISED_FRACTION = 0.25
-#: Damped Gauss-Newton steps of the hip-knee solve, their damping (m²/rad²: near a straight knee the Jacobian is
-#: singular), and the largest change of a joint in one step, rad.
-IK_STEPS = 16
-IK_DAMPING = 1e-3
-IK_MAX_STEP_RAD = 0.2
-#: Finite-difference step of the Jacobian, rad.
-IK_DELTA_RAD = 1e-4
 #: Farthest a solved foot may stay from its target, m.
 IK_TOLERANCE_M = 0.005
-_LEG_JOINTS = (("hip_flexion_r", "knee_flexion_r"), ("hip_flexion_l", "knee_flexion_l"))
-#: qpos columns of (hip, knee) flexion per leg, in the legs' order of the limb ends (right, left).
-_COLUMNS = np.array([[N_ROOT_QPOS + JOINT_NAMES.index(j) for j in leg] for leg in _LEG_JOINTS])
-_THIGH_BODIES = [BODY_NAMES.index(b) for b in ("thigh_r", "thigh_l")]
-_SHANK_BODIES = [BODY_NAMES.index(b) for b in ("shank_r", "shank_l")]
 
 
 def minimum_jerk(s: np.ndarray) -> np.ndarray:
@@ -108,72 +96,17 @@ def climbing(reference: ReferenceMotion, model: mujoco.MjModel, rise_per_stride_
     lift = np.stack(
         [foot_lift_m(n, *raised_frames(recorded.end_pos_m[:, leg, 2]), rise_per_stride_m) for leg in range(2)], axis=1
     )
-    target = _in_sagittal_plane(recorded, recorded.end_pos_m[:, :2])  # (T, 2 legs, [x, z])
+    target = in_sagittal_plane(recorded, recorded.end_pos_m[:, :2])  # (T, 2 legs, [x, z])
     target[..., 1] += lift
-    frames = _solve_legs(model, qpos.copy(), target)
+    frames, miss_m = solve_legs(model, qpos.copy(), target)
+    if miss_m.max() > IK_TOLERANCE_M:
+        raise ReferenceMotionError(
+            f"a foot of the climbing reference stays {miss_m.max() * 100:.1f} cm from where the climb needs it: the "
+            "rise is beyond what the legs' joint ranges reach"
+        )
     # the pelvis sits lower over a bent stance leg: keep the soles' lowest point as high above the ground as recorded
     frames[:, 2] += lowest_sole_m(model, qpos) - lowest_sole_m(model, frames)
     return ReferenceMotion.from_qpos(
         model, frames, reference.dt_s, cyclic=True, joint_weights=reference.joint_weights, name=reference.name,
         source=f"{reference.source}, climbing {rise_per_stride_m * 100:.1f} cm a stride",
     )  # fmt: skip
-
-
-def _in_sagittal_plane(kin: Kinematics, points_m: np.ndarray) -> np.ndarray:
-    """World points (T, K, 3) relative to the pelvis in the heading frame, forward and up, (T, K, 2)."""
-    return rotate_into_heading(points_m - kin.root_pos_m[:, None], kin.root_yaw_rad)[..., [0, 2]]
-
-
-def _feet_xz(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
-    """Both feet relative to the pelvis in the heading frame, forward and up, (T, 2, 2)."""
-    kin = forward_kinematics(model, qpos)
-    return _in_sagittal_plane(kin, kin.end_pos_m[:, :2])
-
-
-def _planar_guess(model: mujoco.MjModel, frames: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Hip and knee flexion changes (T, 2 legs, 2) that put the feet at ``target`` if each leg were a planar two-link
-    chain (hip → knee → foot) in the sagittal plane: the knee sets the hip-foot distance (law of cosines), the hip
-    the direction. Near a straight knee the two joints move the foot almost alike, so the solve starts from here."""
-    kin = forward_kinematics(model, frames)
-    hip = _in_sagittal_plane(kin, kin.body_pos_m[:, _THIGH_BODIES])
-    knee = _in_sagittal_plane(kin, kin.body_pos_m[:, _SHANK_BODIES])
-    foot = _in_sagittal_plane(kin, kin.end_pos_m[:, :2])
-    thigh_m, shank_m = np.linalg.norm(knee - hip, axis=-1), np.linalg.norm(foot - knee, axis=-1)
-
-    def angles(to_foot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        reach_m = np.clip(np.linalg.norm(to_foot, axis=-1), np.abs(thigh_m - shank_m) + 1e-6, thigh_m + shank_m - 1e-6)
-        at_knee = np.arccos((thigh_m**2 + shank_m**2 - reach_m**2) / (2 * thigh_m * shank_m))  # π: straight
-        at_hip = np.arccos((thigh_m**2 + reach_m**2 - shank_m**2) / (2 * thigh_m * reach_m))  # thigh to hip-foot line
-        forward = np.arctan2(to_foot[..., 0], -to_foot[..., 1])  # hip-foot line from straight down, forward +
-        return at_knee, at_hip, forward
-
-    knee_now, hip_now, line_now = angles(foot - hip)
-    knee_new, hip_new, line_new = angles(target - hip)
-    # a flexed knee puts the foot behind the thigh: thigh angle = hip-foot line + angle at the hip
-    return np.stack([line_new - line_now + hip_new - hip_now, knee_now - knee_new], axis=-1)
-
-
-def _solve_legs(model: mujoco.MjModel, frames: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``frames`` with each leg's hip and knee flexion moved so that its foot reaches ``target`` (T, 2, [x, z])."""
-    low = np.array([[model.joint(j).range[0] for j in leg] for leg in _LEG_JOINTS])
-    high = np.array([[model.joint(j).range[1] for j in leg] for leg in _LEG_JOINTS])
-    frames[:, _COLUMNS] = np.clip(frames[:, _COLUMNS] + _planar_guess(model, frames, target), low, high)
-    for _ in range(IK_STEPS):
-        feet = _feet_xz(model, frames)
-        # one joint of each leg at a time: each moves its own foot only, so both legs share the evaluations
-        jacobian = np.empty((len(frames), 2, 2, 2))  # (T, leg, [x, z], [hip, knee])
-        for k in range(2):
-            moved = frames.copy()
-            moved[:, _COLUMNS[:, k]] += IK_DELTA_RAD
-            jacobian[:, :, :, k] = (_feet_xz(model, moved) - feet) / IK_DELTA_RAD
-        jt = np.swapaxes(jacobian, -1, -2)
-        step = np.linalg.solve(jt @ jacobian + IK_DAMPING * np.eye(2), jt @ (target - feet)[..., None])[..., 0]
-        angles = frames[:, _COLUMNS] + np.clip(step, -IK_MAX_STEP_RAD, IK_MAX_STEP_RAD)
-        frames[:, _COLUMNS] = np.clip(angles, low, high)
-    miss_m = np.abs(_feet_xz(model, frames) - target).max()
-    if miss_m > IK_TOLERANCE_M:
-        raise ReferenceMotionError(
-            f"a foot of the climbing reference stays {miss_m * 100:.1f} cm from where the climb needs it: the rise is "
-            "beyond what the legs' joint ranges reach"
-        )
-    return frames

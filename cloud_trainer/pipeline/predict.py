@@ -13,7 +13,8 @@ For each task:
    slow walker would not climb within one episode. The stairs imitate the patient's reference walked at the stairs'
    goal with its hip swing made consistent with the shorter stride (:mod:`cloud_trainer.motion.stride`): merely
    resampled to 0.6 m, its legs still reach as for the patient's own stride and its stance foot slides backwards at
-   about the walking speed.
+   about the walking speed. Its stance feet are then held where they land (:mod:`cloud_trainer.motion.planting`):
+   on a tread a foot has one place to stand.
 2. **Initialisation** (Stage I, BPD): the observation spaces of flat walking and the tasks are the same, so the
    task policy starts from the adapted patient policy (π' = π, which the paper allows when s' = s); the
    behaviour-cloning proxy π_BC is fitted to the patient pairs (:mod:`cloud_trainer.pipeline.bc` says what they are).
@@ -41,6 +42,7 @@ from cloud_trainer.envs import slope, stairs
 from cloud_trainer.envs.base import LocomotionConfig, TwinVecEnv
 from cloud_trainer.envs.registry import make_env
 from cloud_trainer.learn.ppo import PPO
+from cloud_trainer.motion.planting import planted
 from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.motion.stride import with_stride
 from cloud_trainer.pipeline.adapt import (
@@ -92,11 +94,13 @@ def task_reference(
     task: str, reference: ReferenceMotion, anthropometry: Anthropometry, gait: ObservedGait
 ) -> ReferenceMotion:
     """The motion ``task`` imitates: on slopes the patient's reference (walked at the patient's own goals), on stairs
-    the reference walked at the stairs' goal, its hip swing made consistent with that stride (module docstring)."""
+    the reference walked at the stairs' goal, its hip swing made consistent with that stride and its stance feet
+    planted (module docstring)."""
     if task == "slope":
         return reference
     goal = task_goal(task, gait)
-    return with_stride(reference, build_twin(anthropometry).model, goal.speed_m_s, goal.stride_length_m)
+    model = build_twin(anthropometry).model
+    return planted(with_stride(reference, model, goal.speed_m_s, goal.stride_length_m), model)
 
 
 def task_config(task: str, level: int, gait: ObservedGait, *, episode_steps: int, cue_on: bool = False):
