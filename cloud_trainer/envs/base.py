@@ -208,6 +208,7 @@ class TwinVecEnv(VectorEnv):
         # per-episode state
         self._ref = np.zeros(n, np.intp)
         self._clip_time0_s = np.zeros(n)
+        self._clock_lag_s = np.zeros(n)  # how far the reference's clock is behind the episode's (_advance_clock)
         self._time_scale = np.ones(n)
         self._stride_scale = np.ones(n)
         self._root_shift_xy = np.zeros((n, 2))
@@ -271,6 +272,7 @@ class TwinVecEnv(VectorEnv):
         # --- measurements, reward, termination
         m = self._measure(slice(None), target_ref)
         self._update_goal_window(m)
+        self._advance_clock(m)
         terms, reward = self._reward(m)
         self._episode_return += reward
         self._episode_guidance += terms["reward/guidance"]
@@ -323,7 +325,12 @@ class TwinVecEnv(VectorEnv):
         return self._steps[ids] * CONTROL_PERIOD_S
 
     def _clip_time_s(self, time_s: np.ndarray, ids=slice(None)) -> np.ndarray:
-        return self._clip_time0_s[ids] + time_s * self._time_scale[ids]
+        return self._clip_time0_s[ids] + (time_s - self._clock_lag_s[ids]) * self._time_scale[ids]
+
+    def _advance_clock(self, m: SimpleNamespace) -> None:
+        """Change how far each reference's clock is behind its episode's, after a control step measured in ``m``:
+        here never (the reference plays in real time); a task whose walkers must meet the terrain in step with the
+        reference holds it back (:meth:`~cloud_trainer.envs.stairs.StairsEnv._advance_clock`)."""
 
     def _reference(
         self, time_s: np.ndarray, ids=slice(None), *, kinematic_targets: bool = True, root_x_m: np.ndarray | None = None
@@ -390,6 +397,7 @@ class TwinVecEnv(VectorEnv):
         )
         span = np.where(bank.cyclic[ref], bank.cycle_period_s[ref], bank.duration_s[ref])
         self._clip_time0_s[ids] = rng.uniform(0.0, 1.0, n) * span
+        self._clock_lag_s[ids] = 0.0
         self._steps[ids] = 0
         self._episode_return[ids] = 0.0
         self._episode_guidance[ids] = 0.0
@@ -591,6 +599,13 @@ class TwinVecEnv(VectorEnv):
         on ``model``), blended in by the walker's place (:class:`~cloud_trainer.envs.stairs.StairsEnv`); None here:
         the references are imitated all along the course. A runner outside the trainer needs them for its PD targets
         (the ONNX manifest holds them)."""
+        return None
+
+    @classmethod
+    def clock_rate_range(cls, terrain: Terrain) -> tuple[float, float] | None:
+        """The range of rates (of real time) at which this task's reference clock runs on ``terrain`` when it
+        follows the walker (:meth:`_advance_clock`); None here: the reference plays in real time. A runner outside
+        the trainer needs it to read the reference as the policy was trained (the ONNX manifest holds it)."""
         return None
 
     def _term_method(self, name: str):

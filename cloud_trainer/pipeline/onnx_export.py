@@ -14,7 +14,7 @@ which the trainer does not install), opset :data:`OPSET`, a dynamic batch axis. 
 ONNX checker, then ONNX Runtime against PyTorch on random observations (normal around the normaliser's statistics,
 three standard deviations wide, so the ±5 clip is exercised) and on real observations from a rollout of the policy;
 the largest absolute difference over all outputs must stay below ``tolerance`` (1e-4) or the export is refused.
-Manifest schema ``stridetwin.onnx-policy/1``: docs/patient-outputs.md, "ONNX policies".
+Manifest schema ``stridetwin.onnx-policy/2``: docs/patient-outputs.md, "ONNX policies".
 """
 
 from __future__ import annotations
@@ -245,6 +245,23 @@ def _reference_frames(reference: ReferenceMotion) -> dict:
     }
 
 
+def _reference_clock(env_class: type[TwinVecEnv], twin: Twin) -> dict:
+    """How the time ``t`` of the reference's ``clip_time`` runs: the time walked, or a clock that follows the
+    walker (:meth:`~cloud_trainer.envs.base.TwinVecEnv.clock_rate_range`)."""
+    rates = env_class.clock_rate_range(twin.terrain)
+    if rates is None:
+        return {"follows_walker": False, "meaning": "t is the time walked since the episode's start"}
+    return {
+        "follows_walker": True,
+        "rate_range": [float(r) for r in rates],
+        "meaning": (
+            "t starts at 0; each control step of Δt = control_period_s moves it from t to t + clip(Δt − (x_ref − x) "
+            "/ goal speed, rate_range × Δt), where x is the walker's pelvis along the course after the step and x_ref "
+            "the reference's pelvis at t + Δt (the instant of the step's PD targets), placed on the course"
+        ),
+    }
+
+
 def _on_stairs(env_class: type[TwinVecEnv], references: list[ReferenceMotion], twin: Twin) -> dict:
     """On stairs with a climbing reference: its frames and where along the course it takes over; else nothing."""
     motions = env_class.climbing(references, twin.model, twin.terrain)
@@ -361,6 +378,7 @@ def _manifest(
             "cycle_period_s": reference.cycle_period_s,
             "frames": _reference_frames(reference),
         },
+        "reference_clock": _reference_clock(env_class, twin),
         **_on_stairs(env_class, [reference], twin),
         "task_config": task_config_document(config),
         "provenance": provenance or {},

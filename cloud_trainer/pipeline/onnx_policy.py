@@ -3,7 +3,7 @@
 Self-contained on purpose: numpy, onnxruntime and the standard library only (no torch, nothing else of
 ``cloud_trainer``), so that the bedside app can run a patient's policies offline from the results library by
 vendoring or sharing this one file. The manifest beside the model (``<name>.json``, schema
-``stridetwin.onnx-policy/1``, docs/patient-outputs.md) describes the observation the policy expects and what its
+``stridetwin.onnx-policy/2``, docs/patient-outputs.md) describes the observation the policy expects and what its
 outputs mean; the model file's SHA-256 is checked against it on load.
 
 ```python
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-MANIFEST_SCHEMA = "stridetwin.onnx-policy/1"
+#: /2: the reference's clock can follow the walker (``reference_clock``, stairs with risers).
+MANIFEST_SCHEMA = "stridetwin.onnx-policy/2"
 
 
 class OnnxPolicyError(Exception):

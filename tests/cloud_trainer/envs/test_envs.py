@@ -4,6 +4,7 @@ torque limits, goals, autoreset, and clear errors."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import mujoco
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from cloud_trainer.envs import stairs
 from cloud_trainer.envs.constants import (
     ACTION_WIDTH,
+    CONTROL_PERIOD_S,
     FRAME_WIDTH,
     N_STACKED_FRAMES,
     OBSERVATION_WIDTH,
@@ -389,3 +391,48 @@ def test_stairs_episodes_start_with_the_reference_in_step_with_the_treads(model,
         env.reset()
         started.append(env._qpos[:, 0].copy())
     np.testing.assert_array_equal(*started)
+
+
+def test_on_stairs_with_risers_the_reference_clock_follows_the_walker(model) -> None:
+    walk = sinusoidal_gait_reference(model, speed_m_s=0.6, stride_length_m=0.6)
+    config = dataclasses.replace(stairs_config(2), start_x_range_m=(1.0, 1.0))
+    env = StairsEnv([walk], config=config, n_envs=3, n_threads=1, seed=2)
+    env.reset()
+    lo, hi = StairsEnv.clock_rate_range(env.terrain)
+    speed = env._goal_speed.copy()
+    dt = CONTROL_PERIOD_S
+    # the reference's pelvis ahead of the walker's by 1 mm, 20 cm, and behind by 20 cm after a step
+    ahead_m = np.array([0.001, 0.2, -0.2])
+    ref = env._reference(np.full(3, dt))
+    ref.qpos[:, 0] = env._qpos[:, 0] + ahead_m
+    env._advance_clock(SimpleNamespace(ref=ref, qpos=env._qpos))
+    # a small lead is caught up at once; a large one at the clock's slowest or fastest rate
+    np.testing.assert_allclose(env._clock_lag_s, [0.001 / speed[0], (1 - lo) * dt, (1 - hi) * dt], atol=1e-12)
+    # the reference is read, and the phase observed, at the held-back clock
+    time_s = env._time_s() + 0.1
+    held, lag_s = env._reference(time_s), env._clock_lag_s.copy()
+    env._clock_lag_s[:] = 0.0
+    np.testing.assert_allclose(held.qpos, env._reference(time_s - lag_s).qpos, atol=1e-12)  # as if started later
+    env._clock_lag_s[:] = lag_s
+    frame = env._frame(slice(None), env._measure(slice(None), held))
+    phase = env.bank.phase(env._ref, env._clip_time0_s + (env._time_s() - env._clock_lag_s) * env._time_scale)
+    sin_cos = np.stack([np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase)], axis=1)
+    np.testing.assert_allclose(frame[:, SLOTS["phase"]], sin_cos, atol=1e-6)
+    env._reset_envs(np.array([1]))  # a new episode starts on time
+    assert env._clock_lag_s[1] == 0.0
+    assert env._clock_lag_s[2] != 0.0
+
+    # walking (zero residuals around the reference): the reference's pelvis stays with the walker's
+    env.reset()
+    for _ in range(40):
+        env.step(np.zeros((3, ACTION_WIDTH)))
+    gap_m = env._reference(env._time_s()).qpos[:, 0] - env._qpos[:, 0]
+    assert np.abs(gap_m).max() < 0.05
+    # on level 1 (no risers) the reference plays in real time
+    flat = StairsEnv([walk], config=dataclasses.replace(stairs_config(1), start_x_range_m=(1.0, 1.0)), n_envs=3,
+                     n_threads=1, seed=2)  # fmt: skip
+    assert StairsEnv.clock_rate_range(flat.terrain) is None
+    flat.reset()
+    for _ in range(10):
+        flat.step(np.zeros((3, ACTION_WIDTH)))
+    assert not flat._clock_lag_s.any()

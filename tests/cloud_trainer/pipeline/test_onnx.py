@@ -144,6 +144,31 @@ def test_manifest_carries_the_reference_frames_a_runner_needs_for_its_pd_targets
     np.testing.assert_allclose(documented, climbing_share(x, env.terrain), atol=1e-5)
 
 
+def test_manifest_says_how_the_reference_clock_follows_the_walker_on_stairs(exported, setting, small_policy):
+    clock = exported.manifest["reference_clock"]
+    assert clock["follows_walker"]
+    lo, hi = clock["rate_range"]
+    # the documented rule, replayed beside the trainer's own clock over a walk on the PD targets alone
+    env = make_env("stairs", setting.references, level=3, anthropometry=PATIENT, n_envs=2, n_threads=1, seed=5)
+    env.reset()
+    dt, speed = exported.manifest["control_period_s"], env._goal_speed
+    t, steps = np.zeros(2), 0
+    while steps < 30:
+        # the reference placed on the course with its clock at t + dt (_placed holds the trainer's clock back itself)
+        x_ref = env._placed(env.bank, t + dt + env._clock_lag_s, slice(None), False).qpos[:, 0]
+        _, _, terminated, truncated, _ = env.step(np.zeros((2, env.single_action_space.shape[0])))
+        if (terminated | truncated).any():  # a new episode restarts its clock
+            break
+        t += np.clip(dt - (x_ref - env._qpos[:, 0]) / speed, lo * dt, hi * dt)
+        steps += 1
+        np.testing.assert_allclose(t, env._time_s() - env._clock_lag_s, atol=1e-9)
+    assert steps >= 10
+    assert np.abs(t - env._time_s()).max() > 0.01  # the walker did not keep the reference's pace
+    flat = EvalSetting("slope", 2, setting.references, anthropometry=PATIENT, affected_side="right")
+    path = exported.onnx_path.with_name("policy_slope.onnx")
+    assert not export_onnx(small_policy, path, flat, n_random=16).manifest["reference_clock"]["follows_walker"]
+
+
 def test_runner_needs_no_torch(exported):
     code = (
         "import sys, numpy as np\n"
