@@ -19,6 +19,7 @@ from cloud_trainer.envs.constants import CONTROL_PERIOD_S
 from cloud_trainer.envs.walk import WalkEnv
 from cloud_trainer.envs.walk import default_config as walk_config
 from cloud_trainer.motion.climb import climbing, minimum_jerk
+from cloud_trainer.motion.planting import landing_samples
 from cloud_trainer.motion.reference import ReferenceBank, ReferenceFrames, ReferenceMotion
 from cloud_trainer.twin.constants import FOOT_BODIES
 from cloud_trainer.twin.terrain import N_STAIR_STEPS, STAIR_HEIGHTS_M, STAIR_TREAD_M, Terrain
@@ -64,8 +65,6 @@ LOCKED_CLOCK_RATE_RANGE = (0.5, 1.5)
 _LOCKED_CLOCK_MIN_SPEED_M_S = 0.1
 #: Samples of one reference cycle read to find where its feet stand.
 _ALIGN_SAMPLES = 32
-#: A foot has landed once a sample moves it on by less than this fraction of its swing's largest move.
-_LANDING_STEP_FRACTION = 0.1
 #: Weight of the cue when a curriculum switches it on (``guidance_terms={"step_cue": STEP_CUE_WEIGHT}``): a fifth of
 #: the largest per-step task reward (1), enough to matter early, small beside the imitation and goal terms.
 STEP_CUE_WEIGHT = 0.2
@@ -134,9 +133,10 @@ class StairsEnv(WalkEnv):
         reference, followed at its goal speed, land in the middle of the treads (their sole centres, on the mean over
         both feet). Started anywhere, the reference put a foot across a riser in most episodes (a 30 cm tread holds
         the default twin's 21 cm sole over a 9 cm range of starts): imitating it meant stepping on a riser's edge, and
-        a policy had to learn to leave the reference to find the treads. Landings rather than stances: the stairs
-        reference's stance foot still slides back under the body (:mod:`cloud_trainer.motion.stride`), a foot on a
-        step cannot, and traced policies kept their feet where they landed."""
+        a policy had to learn to leave the reference to find the treads. Landings rather than stances: a reference
+        fitted to the stairs' stride by its hip swing alone lets its stance foot slide back under the body
+        (:mod:`cloud_trainer.motion.stride`), a foot on a step cannot; the pipeline's stairs reference holds it where
+        it lands (:mod:`cloud_trainer.motion.planting`)."""
         start_x = super()._start_x_m(ids)
         if not STEP_ALIGNED_STARTS or self.terrain.step_height_m <= 0.0:
             return start_x
@@ -157,13 +157,8 @@ class StairsEnv(WalkEnv):
         root_x = frames.qpos[:, 0].reshape(n, len(cycle), 1)
         feet_x = root_x + frames.ends_rel_m[:, :2, 0].reshape(n, len(cycle), 2)  # (n, samples, 2 feet)
         feet_x += start_x[:, None, None] - root_x[:, :1]  # the pelvis starting at start_x
-        # each foot's landing: where its swing stops carrying it forward (the first sample after its fastest that
-        # moves on by less than a tenth as much), the furthest forward the foot gets before it is loaded
-        step_m = np.diff(feet_x, axis=1)  # (n, samples, 2)
-        fastest = np.argmax(step_m, axis=1)
-        after = (fastest[:, None, :] + np.arange(1, _ALIGN_SAMPLES + 1)[None, :, None]) % _ALIGN_SAMPLES
-        slow = np.take_along_axis(step_m, after, axis=1) <= _LANDING_STEP_FRACTION * step_m.max(axis=1, keepdims=True)
-        landing = np.take_along_axis(after, np.argmax(slow, axis=1)[:, None, :], axis=1)[:, 0]  # (n, 2)
+        # each foot's landing: where its swing stops carrying it forward, as the planting has it
+        landing = landing_samples(np.moveaxis(np.diff(feet_x, axis=1), 1, -1))  # (n, 2 feet)
         landed_x = np.take_along_axis(feet_x, landing[:, None, :], axis=1)[:, 0]
         # where along a tread, as an angle (a tread is 2π), averaged over both feet as unit vectors
         along_rad = 2 * np.pi * (landed_x - self.terrain.feature_start_x_m) / STAIR_TREAD_M
@@ -184,8 +179,8 @@ class StairsEnv(WalkEnv):
         the reference landing its feet mid-tread (:meth:`_start_x_m`); played in real time, a walker that fell
         behind it (7-20 cm on the treads, traced at 7.5 cm) was asked to land a foot where the reference's pelvis
         was, across a riser or on the edge of a tread. With the clock following the walker, the reference's feet
-        land mid-tread wherever the walker's pace puts them. Measured (docs/pipeline.md, "Stairs that follow the
-        walker")."""
+        land mid-tread wherever the walker's pace puts them. Measured: docs/environments.md; docs/pipeline.md,
+        "Stop 20"."""
         rates = self.clock_rate_range(self.terrain)
         if rates is None:
             return
