@@ -29,9 +29,9 @@ import mujoco
 import numpy as np
 
 from cloud_trainer.errors import ReferenceMotionError
-from cloud_trainer.motion.leg_ik import in_sagittal_plane, solve_legs
+from cloud_trainer.motion.leg_ik import in_sagittal_plane, with_feet_at
 from cloud_trainer.motion.reference import ReferenceMotion
-from cloud_trainer.twin.kinematics import forward_kinematics, lowest_sole_m
+from cloud_trainer.twin.kinematics import forward_kinematics
 
 #: A foot is raised (and rises onto its next tread) while it is higher than this fraction of its recorded swing
 #: height above its lowest: on the virtual patients about the middle 60-70 % of the swing, so that it has risen
@@ -98,15 +98,10 @@ def climbing(reference: ReferenceMotion, model: mujoco.MjModel, rise_per_stride_
     )
     target = in_sagittal_plane(recorded, recorded.end_pos_m[:, :2])  # (T, 2 legs, [x, z])
     target[..., 1] += lift
-    frames, miss_m = solve_legs(model, qpos.copy(), target)
+    climb, miss_m = with_feet_at(reference, model, target, f"climbing {rise_per_stride_m * 100:.1f} cm a stride")
     if miss_m.max() > IK_TOLERANCE_M:
         raise ReferenceMotionError(
             f"a foot of the climbing reference stays {miss_m.max() * 100:.1f} cm from where the climb needs it: the "
             "rise is beyond what the legs' joint ranges reach"
         )
-    # the pelvis sits lower over a bent stance leg: keep the soles' lowest point as high above the ground as recorded
-    frames[:, 2] += lowest_sole_m(model, qpos) - lowest_sole_m(model, frames)
-    return ReferenceMotion.from_qpos(
-        model, frames, reference.dt_s, cyclic=True, joint_weights=reference.joint_weights, name=reference.name,
-        source=f"{reference.source}, climbing {rise_per_stride_m * 100:.1f} cm a stride",
-    )  # fmt: skip
+    return climb

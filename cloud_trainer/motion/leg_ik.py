@@ -11,8 +11,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from cloud_trainer.motion.reference import ReferenceMotion
 from cloud_trainer.twin.constants import BODY_NAMES, JOINT_NAMES, N_ROOT_QPOS
-from cloud_trainer.twin.kinematics import Kinematics, forward_kinematics, rotate_into_heading
+from cloud_trainer.twin.kinematics import Kinematics, forward_kinematics, lowest_sole_m, rotate_into_heading
 
 #: Damped Gauss-Newton steps of the hip-knee solve, their damping (m²/rad²: near a straight knee the Jacobian is
 #: singular), and the largest change of a joint in one step, rad.
@@ -62,6 +63,22 @@ def solve_legs(
         angles = frames[:, LEG_COLUMNS] + np.clip(step, -IK_MAX_STEP_RAD, IK_MAX_STEP_RAD)
         frames[:, LEG_COLUMNS] = np.clip(angles, low, high)
     return frames, np.abs(feet_xz(model, frames) - target).max(axis=(0, 1))
+
+
+def with_feet_at(
+    reference: ReferenceMotion, model: mujoco.MjModel, target: np.ndarray, change: str, *, up_weight: float = 1.0
+) -> tuple[ReferenceMotion, np.ndarray]:
+    """``reference`` (one gait cycle) with its feet moved to ``target`` by :func:`solve_legs` and its root raised or
+    lowered frame by frame so that the soles' lowest point stays as high above the ground as recorded (a bent stance
+    leg lowers the pelvis), its ``source`` ending with ``change``; and the solve's farthest miss forward and up, m."""
+    qpos = reference.qpos
+    frames, miss_m = solve_legs(model, qpos.copy(), target, up_weight=up_weight)
+    frames[:, 2] += lowest_sole_m(model, qpos) - lowest_sole_m(model, frames)
+    moved = ReferenceMotion.from_qpos(
+        model, frames, reference.dt_s, cyclic=True, joint_weights=reference.joint_weights, name=reference.name,
+        source=f"{reference.source}, {change}",
+    )  # fmt: skip
+    return moved, miss_m
 
 
 def _planar_guess(model: mujoco.MjModel, frames: np.ndarray, target: np.ndarray) -> np.ndarray:

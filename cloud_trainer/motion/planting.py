@@ -27,9 +27,9 @@ import numpy as np
 
 from cloud_trainer.errors import ReferenceMotionError
 from cloud_trainer.motion.climb import minimum_jerk
-from cloud_trainer.motion.leg_ik import in_sagittal_plane, solve_legs
+from cloud_trainer.motion.leg_ik import in_sagittal_plane, with_feet_at
 from cloud_trainer.motion.reference import ReferenceMotion
-from cloud_trainer.twin.kinematics import forward_kinematics, lowest_sole_m
+from cloud_trainer.twin.kinematics import forward_kinematics
 
 #: A foot has landed (has not yet left) once a sample moves it on by less than this fraction of its swing's fastest.
 LANDING_STEP_FRACTION = 0.1
@@ -75,8 +75,7 @@ def planted(reference: ReferenceMotion, model: mujoco.MjModel) -> ReferenceMotio
     name = reference.name or "the reference"
     if not reference.cyclic or reference.speed_m_s <= 0:
         raise ReferenceMotionError(f"{name} is not a travelling gait cycle: it has no stance to plant")
-    qpos = reference.qpos
-    kin = forward_kinematics(model, qpos)
+    kin = forward_kinematics(model, reference.qpos)
     travel = reference.cycle_offset_m[:2] / np.linalg.norm(reference.cycle_offset_m[:2])
     forward_m = (kin.end_pos_m[:, :2, :2] @ travel).T  # (2 legs, T) along the direction of travel
     stride_m = float(np.linalg.norm(reference.cycle_offset_m[:2]))
@@ -86,17 +85,13 @@ def planted(reference: ReferenceMotion, model: mujoco.MjModel) -> ReferenceMotio
     target = in_sagittal_plane(kin, kin.end_pos_m[:, :2])  # (T, 2 legs, [forward, up])
     for leg in range(2):
         target[:, leg, 0] += _held_back_m(forward_m[leg], stride_m, landing[leg], toe_off[leg])
-    frames, miss_m = solve_legs(model, qpos.copy(), target, up_weight=PLANT_UP_WEIGHT)
+    plant, miss_m = with_feet_at(reference, model, target, "stance feet planted", up_weight=PLANT_UP_WEIGHT)
     if miss_m[0] > PLANT_TOLERANCE_M:
         raise ReferenceMotionError(
             f"a stance foot of {name} stays {miss_m[0] * 100:.1f} cm from where it landed: the legs cannot hold it "
             "there"
         )
-    frames[:, 2] += lowest_sole_m(model, qpos) - lowest_sole_m(model, frames)
-    return ReferenceMotion.from_qpos(
-        model, frames, reference.dt_s, cyclic=True, joint_weights=reference.joint_weights, name=reference.name,
-        source=f"{reference.source}, stance feet planted",
-    )  # fmt: skip
+    return plant
 
 
 def _held_back_m(forward_m: np.ndarray, stride_m: float, landing: int, toe_off: int) -> np.ndarray:

@@ -10,7 +10,6 @@ import pytest
 
 from cloud_trainer.errors import ReferenceMotionError
 from cloud_trainer.motion.climb import climbing, foot_lift_m, minimum_jerk, raised_frames
-from cloud_trainer.motion.stride import with_stride
 from cloud_trainer.twin.constants import JOINT_NAMES, N_ROOT_QPOS
 from cloud_trainer.twin.kinematics import forward_kinematics, lowest_sole_m
 from cloud_trainer.twin.model import build_twin
@@ -25,12 +24,6 @@ SOLVED = [N_ROOT_QPOS + JOINT_NAMES.index(f"{j}_{s}") for s in "rl" for j in ("h
 @pytest.fixture(scope="module")
 def model():
     return build_twin().model
-
-
-@pytest.fixture(scope="module")
-def stairs_walk(model, walk_reference):
-    """The healthy cycle at the stairs' stride and its own cadence, as the stairs task imitates it."""
-    return with_stride(walk_reference, model, STAIR_STRIDE_M / walk_reference.cycle_period_s, STAIR_STRIDE_M)
 
 
 def test_minimum_jerk_rises_from_0_to_1_with_flat_ends() -> None:

@@ -9,7 +9,6 @@ import pytest
 from cloud_trainer.errors import ReferenceMotionError
 from cloud_trainer.motion.leg_ik import LEG_COLUMNS
 from cloud_trainer.motion.planting import landing_samples, planted, toe_off_samples
-from cloud_trainer.motion.stride import with_stride
 from cloud_trainer.motion.synthetic import standing_reference
 from cloud_trainer.twin.kinematics import forward_kinematics, lowest_sole_m
 from cloud_trainer.twin.model import build_twin
@@ -20,12 +19,6 @@ STAIR_STRIDE_M = 0.6
 @pytest.fixture(scope="module")
 def model():
     return build_twin().model
-
-
-@pytest.fixture(scope="module")
-def stairs_walk(model, walk_reference):
-    """The healthy cycle at the stairs' stride and its own cadence, as the stairs task imitates it."""
-    return with_stride(walk_reference, model, STAIR_STRIDE_M / walk_reference.cycle_period_s, STAIR_STRIDE_M)
 
 
 def feet_forward_m(model, motion) -> np.ndarray:
