@@ -62,6 +62,10 @@ from cloud_trainer.twin.kinematics import quat_yaw_rad, rotate_into_heading
 from cloud_trainer.twin.model import CONTACT_SENSOR, PHYSICS_TIMESTEP_S, build_twin
 from cloud_trainer.twin.terrain import TERRAIN_GEOM_GROUP, Terrain, get_terrain
 
+#: Slowest goal speed a reference clock that follows the walker divides its pelvis gap by, m/s (the stairs' goals
+#: are 0.3-0.8 m/s; a goal of 0 would otherwise divide by zero).
+_CLOCK_MIN_SPEED_M_S = 0.1
+
 
 @dataclass(frozen=True)
 class LocomotionConfig:
@@ -209,6 +213,7 @@ class TwinVecEnv(VectorEnv):
         self._ref = np.zeros(n, np.intp)
         self._clip_time0_s = np.zeros(n)
         self._clock_lag_s = np.zeros(n)  # how far the reference's clock is behind the episode's (_advance_clock)
+        self._clock_rates = self.clock_rate_range(self.terrain)  # None: the reference plays in real time
         self._time_scale = np.ones(n)
         self._stride_scale = np.ones(n)
         self._root_shift_xy = np.zeros((n, 2))
@@ -328,9 +333,17 @@ class TwinVecEnv(VectorEnv):
         return self._clip_time0_s[ids] + (time_s - self._clock_lag_s[ids]) * self._time_scale[ids]
 
     def _advance_clock(self, m: SimpleNamespace) -> None:
-        """Change how far each reference's clock is behind its episode's, after a control step measured in ``m``:
-        here never (the reference plays in real time); a task whose walkers must meet the terrain in step with the
-        reference holds it back (:meth:`~cloud_trainer.envs.stairs.StairsEnv._advance_clock`)."""
+        """After a control step measured in ``m``, on a course where the reference's clock follows the walker
+        (:meth:`clock_rate_range`), hold each reference back by the time its pelvis is ahead of the walker's at the
+        goal speed (run it on by the time it is behind), its clock's rate kept within that range: the reference's
+        pose, and the phase the policy observes, then follow where the walker is, not how long it has walked
+        (docs/environments.md, stairs)."""
+        if self._clock_rates is None:
+            return
+        ahead_m = m.ref.qpos[:, 0] - m.qpos[:, 0]
+        catch_up_s = ahead_m / np.maximum(self._goal_speed, _CLOCK_MIN_SPEED_M_S)
+        lo, hi = self._clock_rates
+        self._clock_lag_s += np.clip(catch_up_s, (1.0 - hi) * CONTROL_PERIOD_S, (1.0 - lo) * CONTROL_PERIOD_S)
 
     def _reference(
         self, time_s: np.ndarray, ids=slice(None), *, kinematic_targets: bool = True, root_x_m: np.ndarray | None = None
@@ -604,7 +617,8 @@ class TwinVecEnv(VectorEnv):
     @classmethod
     def clock_rate_range(cls, terrain: Terrain) -> tuple[float, float] | None:
         """The range of rates (of real time) at which this task's reference clock runs on ``terrain`` when it
-        follows the walker (:meth:`_advance_clock`); None here: the reference plays in real time. A runner outside
+        follows the walker (:meth:`_advance_clock`); None here: the reference plays in real time
+        (:meth:`~cloud_trainer.envs.stairs.StairsEnv.clock_rate_range` says where it does not). A runner outside
         the trainer needs it to read the reference as the policy was trained (the ONNX manifest holds it)."""
         return None
 

@@ -15,7 +15,6 @@ import mujoco
 import numpy as np
 
 from cloud_trainer.envs.base import LocomotionConfig
-from cloud_trainer.envs.constants import CONTROL_PERIOD_S
 from cloud_trainer.envs.walk import WalkEnv
 from cloud_trainer.envs.walk import default_config as walk_config
 from cloud_trainer.motion.climb import climbing, minimum_jerk
@@ -58,11 +57,10 @@ CLIMBING_FROM_RISER_M = 0.05
 CLIMBING_BLEND_M = STAIR_STRIDE_M
 #: Episodes on stairs with risers start in step with the treads (:meth:`StairsEnv._start_x_m`).
 STEP_ALIGNED_STARTS = True
-#: On stairs with risers the reference's clock follows the walker (:meth:`StairsEnv._advance_clock`), running at
-#: this range of rates of real time: at the lowest a walker that stops still sees the reference walk on, slowly.
+#: On stairs with risers the reference's clock follows the walker (:meth:`StairsEnv.clock_rate_range`), running at
+#: this range of rates of real time: at the lowest a walker that stops still sees the reference walk on, slowly. A
+#: design choice, not tuned: the only range measured (docs/pipeline.md, "Stop 20").
 LOCKED_CLOCK_RATE_RANGE = (0.5, 1.5)
-#: Slowest goal speed the clock's correction divides by, m/s (the stairs' goals are 0.4-0.8 m/s).
-_LOCKED_CLOCK_MIN_SPEED_M_S = 0.1
 #: Samples of one reference cycle read to find where its feet stand.
 _ALIGN_SAMPLES = 32
 #: Weight of the cue when a curriculum switches it on (``guidance_terms={"step_cue": STEP_CUE_WEIGHT}``): a fifth of
@@ -168,26 +166,14 @@ class StairsEnv(WalkEnv):
 
     @classmethod
     def clock_rate_range(cls, terrain: Terrain) -> tuple[float, float] | None:
-        """The range of rates at which the reference's clock runs on ``terrain``: ``LOCKED_CLOCK_RATE_RANGE`` on
-        stairs with risers (:meth:`_advance_clock`), None (real time) on level 1."""
+        """The range of rates at which the reference's clock runs on ``terrain`` (the rule:
+        :meth:`~cloud_trainer.envs.base.TwinVecEnv._advance_clock`): ``LOCKED_CLOCK_RATE_RANGE`` on stairs with
+        risers, None (real time) on level 1. The episodes start with the reference landing its feet mid-tread
+        (:meth:`_start_x_m`); played in real time, a walker that fell behind it (7-20 cm on the treads, traced at
+        7.5 cm) was asked to land a foot where the reference's pelvis was, across a riser or on the edge of a tread.
+        With the clock following the walker, the reference's feet land mid-tread wherever the walker's pace puts
+        them. Measured: docs/environments.md; docs/pipeline.md, "Stop 20"."""
         return LOCKED_CLOCK_RATE_RANGE if terrain.step_height_m > 0.0 else None
-
-    def _advance_clock(self, m: SimpleNamespace) -> None:
-        """On stairs with risers, hold each reference back by the time its pelvis is ahead of the walker's at the
-        goal speed (run it on by the time it is behind), its clock's rate kept within ``LOCKED_CLOCK_RATE_RANGE``:
-        the reference's pose then follows where the walker is, not how long it has walked. The episodes start with
-        the reference landing its feet mid-tread (:meth:`_start_x_m`); played in real time, a walker that fell
-        behind it (7-20 cm on the treads, traced at 7.5 cm) was asked to land a foot where the reference's pelvis
-        was, across a riser or on the edge of a tread. With the clock following the walker, the reference's feet
-        land mid-tread wherever the walker's pace puts them. Measured: docs/environments.md; docs/pipeline.md,
-        "Stop 20"."""
-        rates = self.clock_rate_range(self.terrain)
-        if rates is None:
-            return
-        ahead_m = m.ref.qpos[:, 0] - m.qpos[:, 0]
-        catch_up_s = ahead_m / np.maximum(self._goal_speed, _LOCKED_CLOCK_MIN_SPEED_M_S)
-        lo, hi = rates
-        self._clock_lag_s += np.clip(catch_up_s, (1.0 - hi) * CONTROL_PERIOD_S, (1.0 - lo) * CONTROL_PERIOD_S)
 
     def _guidance_step_cue(self, m: SimpleNamespace) -> np.ndarray:
         """The paper's minimal terrain cue, per foot, mean over both: 1 where no riser lies within

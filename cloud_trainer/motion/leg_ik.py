@@ -34,7 +34,7 @@ def in_sagittal_plane(kin: Kinematics, points_m: np.ndarray) -> np.ndarray:
     return rotate_into_heading(points_m - kin.root_pos_m[:, None], kin.root_yaw_rad)[..., [0, 2]]
 
 
-def feet_xz(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
+def _feet_xz(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
     """Both feet (right, left) relative to the pelvis in the heading frame, forward and up, (T, 2, 2)."""
     kin = forward_kinematics(model, qpos)
     return in_sagittal_plane(kin, kin.end_pos_m[:, :2])
@@ -51,18 +51,18 @@ def solve_legs(
     high = np.array([[model.joint(j).range[1] for j in leg] for leg in _LEG_JOINTS])
     frames[:, LEG_COLUMNS] = np.clip(frames[:, LEG_COLUMNS] + _planar_guess(model, frames, target), low, high)
     for _ in range(IK_STEPS):
-        feet = feet_xz(model, frames)
+        feet = _feet_xz(model, frames)
         # one joint of each leg at a time: each moves its own foot only, so both legs share the evaluations
         jacobian = np.empty((len(frames), 2, 2, 2))  # (T, leg, [x, z], [hip, knee])
         for k in range(2):
             moved = frames.copy()
             moved[:, LEG_COLUMNS[:, k]] += IK_DELTA_RAD
-            jacobian[:, :, :, k] = (feet_xz(model, moved) - feet) / IK_DELTA_RAD
+            jacobian[:, :, :, k] = (_feet_xz(model, moved) - feet) / IK_DELTA_RAD
         jt_w = np.swapaxes(jacobian, -1, -2) * np.array([1.0, up_weight])
         step = np.linalg.solve(jt_w @ jacobian + IK_DAMPING * np.eye(2), jt_w @ (target - feet)[..., None])[..., 0]
         angles = frames[:, LEG_COLUMNS] + np.clip(step, -IK_MAX_STEP_RAD, IK_MAX_STEP_RAD)
         frames[:, LEG_COLUMNS] = np.clip(angles, low, high)
-    return frames, np.abs(feet_xz(model, frames) - target).max(axis=(0, 1))
+    return frames, np.abs(_feet_xz(model, frames) - target).max(axis=(0, 1))
 
 
 def with_feet_at(

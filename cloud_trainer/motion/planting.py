@@ -76,9 +76,9 @@ def planted(reference: ReferenceMotion, model: mujoco.MjModel) -> ReferenceMotio
     if not reference.cyclic or reference.speed_m_s <= 0:
         raise ReferenceMotionError(f"{name} is not a travelling gait cycle: it has no stance to plant")
     kin = forward_kinematics(model, reference.qpos)
-    travel = reference.cycle_offset_m[:2] / np.linalg.norm(reference.cycle_offset_m[:2])
-    forward_m = (kin.end_pos_m[:, :2, :2] @ travel).T  # (2 legs, T) along the direction of travel
     stride_m = float(np.linalg.norm(reference.cycle_offset_m[:2]))
+    travel = reference.cycle_offset_m[:2] / stride_m
+    forward_m = (kin.end_pos_m[:, :2, :2] @ travel).T  # (2 legs, T) along the direction of travel
     step_m = np.diff(np.concatenate([forward_m, forward_m[:, :1] + stride_m], axis=1), axis=1)
     landing, toe_off = landing_samples(step_m), toe_off_samples(step_m)
     # a move along the direction of travel is one along the pelvis's heading: a walk's yaw sway is a few degrees
