@@ -214,6 +214,7 @@ class TwinVecEnv(VectorEnv):
         self._clip_time0_s = np.zeros(n)
         self._clock_lag_s = np.zeros(n)  # how far the reference's clock is behind the episode's (_advance_clock)
         self._clock_rates = self.clock_rate_range(self.terrain)  # None: the reference plays in real time
+        self._clock_rate = np.ones(n)  # the rate (of real time) at which that clock ran over the last control step
         self._time_scale = np.ones(n)
         self._stride_scale = np.ones(n)
         self._root_shift_xy = np.zeros((n, 2))
@@ -337,13 +338,16 @@ class TwinVecEnv(VectorEnv):
         (:meth:`clock_rate_range`), hold each reference back by the time its pelvis is ahead of the walker's at the
         goal speed (run it on by the time it is behind), its clock's rate kept within that range: the reference's
         pose, and the phase the policy observes, then follow where the walker is, not how long it has walked
-        (docs/environments.md, stairs)."""
+        (docs/environments.md, stairs). The reference's velocities are read at the rate the clock ran
+        (:meth:`_placed`): a reference held back moves more slowly, and its joint-velocity term asks for that."""
         if self._clock_rates is None:
             return
         ahead_m = m.ref.qpos[:, 0] - m.qpos[:, 0]
         catch_up_s = ahead_m / np.maximum(self._goal_speed, _CLOCK_MIN_SPEED_M_S)
         lo, hi = self._clock_rates
-        self._clock_lag_s += np.clip(catch_up_s, (1.0 - hi) * CONTROL_PERIOD_S, (1.0 - lo) * CONTROL_PERIOD_S)
+        held_back_s = np.clip(catch_up_s, (1.0 - hi) * CONTROL_PERIOD_S, (1.0 - lo) * CONTROL_PERIOD_S)
+        self._clock_lag_s += held_back_s
+        self._clock_rate = 1.0 - held_back_s / CONTROL_PERIOD_S
 
     def _reference(
         self, time_s: np.ndarray, ids=slice(None), *, kinematic_targets: bool = True, root_x_m: np.ndarray | None = None
@@ -355,11 +359,12 @@ class TwinVecEnv(VectorEnv):
         return self._placed(self.bank, time_s, ids, kinematic_targets)
 
     def _placed(self, bank: ReferenceBank, time_s: np.ndarray, ids, kinematic_targets: bool) -> ReferenceFrames:
-        """The motions of ``bank`` at the episodes' references, goals and times, placed on the course."""
+        """The motions of ``bank`` at the episodes' references, goals and times, placed on the course; their
+        velocities at the rate each reference's clock runs (:meth:`_advance_clock`)."""
         frames = bank.sample(
             self._ref[ids],
             self._clip_time_s(time_s, ids),
-            self._time_scale[ids],
+            self._time_scale[ids] * self._clock_rate[ids],
             self._stride_scale[ids],
             kinematic_targets=kinematic_targets,
         )
@@ -411,6 +416,7 @@ class TwinVecEnv(VectorEnv):
         span = np.where(bank.cyclic[ref], bank.cycle_period_s[ref], bank.duration_s[ref])
         self._clip_time0_s[ids] = rng.uniform(0.0, 1.0, n) * span
         self._clock_lag_s[ids] = 0.0
+        self._clock_rate[ids] = 1.0
         self._steps[ids] = 0
         self._episode_return[ids] = 0.0
         self._episode_guidance[ids] = 0.0

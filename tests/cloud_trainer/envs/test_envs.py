@@ -408,6 +408,15 @@ def test_on_stairs_with_risers_the_reference_clock_follows_the_walker(model) -> 
     env._advance_clock(SimpleNamespace(ref=ref, qpos=env._qpos))
     # a small lead is caught up at once; a large one at the clock's slowest or fastest rate
     np.testing.assert_allclose(env._clock_lag_s, [0.001 / speed[0], (1 - lo) * dt, (1 - hi) * dt], atol=1e-12)
+    rate = np.array([1 - 0.001 / speed[0] / dt, lo, hi])
+    np.testing.assert_allclose(env._clock_rate, rate, atol=1e-9)
+    # the reference's velocities are those of a motion played at that rate; its pose does not depend on the rate
+    scaled = env._reference(np.full(3, 2 * dt))
+    env._clock_rate[:] = 1.0
+    real_time = env._reference(np.full(3, 2 * dt))
+    env._clock_rate[:] = rate
+    np.testing.assert_allclose(scaled.qvel[:, 6:], rate[:, None] * real_time.qvel[:, 6:], atol=1e-12)
+    np.testing.assert_allclose(scaled.qpos, real_time.qpos, atol=1e-12)
     # the reference is read, and the phase observed, at the held-back clock
     time_s = env._time_s() + 0.1
     held, lag_s = env._reference(time_s), env._clock_lag_s.copy()
@@ -420,7 +429,9 @@ def test_on_stairs_with_risers_the_reference_clock_follows_the_walker(model) -> 
     np.testing.assert_allclose(frame[:, SLOTS["phase"]], sin_cos, atol=1e-6)
     env._reset_envs(np.array([1]))  # a new episode starts on time
     assert env._clock_lag_s[1] == 0.0
+    assert env._clock_rate[1] == 1.0
     assert env._clock_lag_s[2] != 0.0
+    assert env._clock_rate[2] == hi
 
     # walking (zero residuals around the reference): the reference's pelvis stays with the walker's
     env.reset()
