@@ -112,14 +112,6 @@ class ThreadChooser:
         self._last_measured[threads] = self._count
         self.current = min(self.mean_s, key=self.mean_s.__getitem__)
 
-    def summary(self) -> dict:
-        """What was chosen: the candidates, iterations per count and the smoothed seconds per iteration."""
-        return {
-            "candidates": list(self.candidates),
-            "iterations": {str(n): k for n, k in sorted(self.iterations.items())},
-            "mean_iteration_s": {str(n): round(s, 4) for n, s in sorted(self.mean_s.items())},
-        }
-
 
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
