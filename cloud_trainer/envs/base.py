@@ -63,7 +63,7 @@ from cloud_trainer.twin.model import CONTACT_SENSOR, PHYSICS_TIMESTEP_S, build_t
 from cloud_trainer.twin.terrain import TERRAIN_GEOM_GROUP, Terrain, get_terrain
 
 #: Slowest goal speed a reference clock that follows the walker divides its pelvis gap by, m/s (the stairs' goals
-#: are 0.3-0.8 m/s; a goal of 0 would otherwise divide by zero).
+#: are 0.4-0.8 m/s, ``stairs.STAIR_SPEED_RANGE_M_S``; a goal of 0 would otherwise divide by zero).
 _CLOCK_MIN_SPEED_M_S = 0.1
 
 
@@ -213,7 +213,7 @@ class TwinVecEnv(VectorEnv):
         self._ref = np.zeros(n, np.intp)
         self._clip_time0_s = np.zeros(n)
         self._clock_lag_s = np.zeros(n)  # how far the reference's clock is behind the episode's (_advance_clock)
-        self._clock_rates = self.clock_rate_range(self.terrain)  # None: the reference plays in real time
+        self._clock_rate_range = self.clock_rate_range(self.terrain)  # None: the reference plays in real time
         self._clock_rate = np.ones(n)  # the rate (of real time) at which that clock ran over the last control step
         self._time_scale = np.ones(n)
         self._stride_scale = np.ones(n)
@@ -340,11 +340,11 @@ class TwinVecEnv(VectorEnv):
         pose, and the phase the policy observes, then follow where the walker is, not how long it has walked
         (docs/environments.md, stairs). The reference's velocities are read at the rate the clock ran
         (:meth:`_placed`): a reference held back moves more slowly, and its joint-velocity term asks for that."""
-        if self._clock_rates is None:
+        if self._clock_rate_range is None:
             return
         ahead_m = m.ref.qpos[:, 0] - m.qpos[:, 0]
         catch_up_s = ahead_m / np.maximum(self._goal_speed, _CLOCK_MIN_SPEED_M_S)
-        lo, hi = self._clock_rates
+        lo, hi = self._clock_rate_range
         held_back_s = np.clip(catch_up_s, (1.0 - hi) * CONTROL_PERIOD_S, (1.0 - lo) * CONTROL_PERIOD_S)
         self._clock_lag_s += held_back_s
         self._clock_rate = 1.0 - held_back_s / CONTROL_PERIOD_S
