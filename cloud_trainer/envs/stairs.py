@@ -60,7 +60,8 @@ STEP_ALIGNED_STARTS = True
 #: On stairs with risers the reference's clock follows the walker (:meth:`StairsEnv.clock_rate_range`), running at
 #: this range of rates of real time: at the lowest a walker that stops still sees the reference walk on, slowly. The
 #: upper 2.0 rather than 1.5: a walker that lurched ahead of the reference fell where 1.5 bound, and with 2.0 the
-#: healthy twin's whole `quick` run mastered 7.5 cm stairs (docs/pipeline.md, "Stop 21"). Only 1.5 and 2.0 measured.
+#: whole `quick` runs mastered one stairs level more, the healthy twin 7.5 cm and the hemiparetic one 3.75 cm
+#: (docs/pipeline.md, "Stop 21" and "Stop 22"). Only 1.5 and 2.0 measured.
 LOCKED_CLOCK_RATE_RANGE = (0.5, 2.0)
 #: Samples of one reference cycle read to find where its feet stand.
 _ALIGN_SAMPLES = 32
