@@ -119,10 +119,7 @@ def _task_section(task: str, doc: Mapping, ground: Mapping | None) -> str:
             f"PyTorch to {onnx['max_abs_diff']:.1e}).</p>"
         )
     training = doc.get("training") or {}
-    training_line = ""
-    if training:
-        facts = ", ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in training.items() if not isinstance(v, dict))
-        training_line = f'<p class="small">Training: {facts}.</p>'
+    training_line = _training_line(training, len(levels))
     return (
         f"<section><h2>{escape(TASK_WORDS.get(task, task))}</h2>{_coverage(training, len(levels))}"
         f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
@@ -178,6 +175,25 @@ def _row(lv: Mapping, label: str, baseline_row: bool = False) -> str:
         + cell(push_text)
         + f"<td>{' · '.join(files) or '—'}</td></tr>"
     )
+
+
+def _training_line(training: Mapping, n_levels: int) -> str:
+    """The training's figures in words (levels mastered, simulated steps, training time, why it stopped): for the
+    research engineer who reads the report beside training.json, not a dump of its keys."""
+    facts = []
+    mastered = training.get("levels_mastered")
+    if isinstance(mastered, int) and not isinstance(mastered, bool):
+        facts.append(f"{mastered} of {n_levels} levels mastered")
+    samples, wall_s = training.get("samples"), training.get("wall_s")
+    if isinstance(samples, int | float):
+        steps = f"{int(samples):,} simulated control steps"
+        if isinstance(wall_s, int | float):
+            minutes, seconds = divmod(round(wall_s), 60)
+            steps += f" in {minutes} min {seconds:02d} s"
+        facts.append(steps)
+    if training.get("stopped"):
+        facts.append(f"stopped: {training['stopped']}")
+    return f'<p class="small">Training: {escape("; ".join(facts))}.</p>' if facts else ""
 
 
 def _coverage(training: Mapping, n_levels: int) -> str:

@@ -147,3 +147,21 @@ def test_html_says_when_training_stopped_at_the_time_limit(documents, tmp_path) 
     write_report_html(doc, path)
     page = html.unescape(path.read_text())
     assert "within this run's time limit (this computer trained fewer samples" in page
+
+
+def test_html_states_the_training_figures_in_words(documents, tmp_path) -> None:
+    ground, levels = documents
+    doc = build_report(
+        patient={"pseudonym": "P-1", "height_m": 1.75, "mass_kg": 70.0, "sex": "male", "affected_side": "left",
+                 "speed_m_s": 0.7, "stride_length_m": 0.8},
+        level_ground=ground, tasks={"stairs": [dict(levels[0], level=k) for k in range(1, 6)]},
+        training={"stairs": {"levels_mastered": 3, "complete": False, "samples": 3039232, "wall_s": 959.88,
+                             "stopped": "sample budget spent", "curriculum": {"level": 4}}},
+    )  # fmt: skip
+    path = tmp_path / "report.html"
+    write_report_html(doc, path)
+    page = html.unescape(path.read_text())
+    expected = "Training: 3 of 5 levels mastered; 3,039,232 simulated control steps in 16 min 00 s; stopped: sample"
+    assert f"{expected} budget spent." in page
+    assert "959.88" not in page
+    assert "complete: False" not in page
