@@ -115,52 +115,40 @@ def test_compensation_highlights_compare_the_paretic_side_with_level_ground(docu
     assert found[0]["text"].startswith("paretic knee flexion range")
 
 
+def _stairs_page(documents, training: dict, tmp_path) -> str:
+    """The HTML page of a report with five stairs levels (copies of one level's document) and ``training``."""
+    ground, levels = documents
+    doc = build_report(
+        patient={"pseudonym": "P-1", "height_m": 1.75, "mass_kg": 70.0, "sex": "male", "affected_side": "left",
+                 "speed_m_s": 0.7, "stride_length_m": 0.8},
+        level_ground=ground, tasks={"stairs": [dict(levels[0], level=k) for k in range(1, 6)]},
+        training={"stairs": training},
+    )  # fmt: skip
+    path = tmp_path / "report.html"
+    write_report_html(doc, path)
+    return html.unescape(path.read_text())
+
+
 @pytest.mark.parametrize(("mastered", "text"), [
     (0, "The model mastered no level in training."), (1, "The model mastered level 1 in training."),
     (3, "The model mastered levels 1 to 3 in training."), (5, "The model mastered all 5 levels in training."),
 ])  # fmt: skip
 def test_html_says_which_levels_the_model_learned_and_how_to_read_the_others(documents, mastered, text, tmp_path):
-    ground, levels = documents
-    five = [dict(levels[0], level=k) for k in range(1, 6)]
-    doc = build_report(
-        patient={"pseudonym": "P-1", "height_m": 1.75, "mass_kg": 70.0, "sex": "male", "affected_side": "left",
-                 "speed_m_s": 0.7, "stride_length_m": 0.8},
-        level_ground=ground, tasks={"stairs": five}, training={"stairs": {"levels_mastered": mastered}},
-    )  # fmt: skip
-    path = tmp_path / "report.html"
-    write_report_html(doc, path)
-    page = html.unescape(path.read_text())
+    page = _stairs_page(documents, {"levels_mastered": mastered}, tmp_path)
     assert text in page
     assert ("not as proof that the patient cannot walk that level" in page) == (mastered < 5)
     assert "this computer trained fewer samples" not in page
 
 
 def test_html_says_when_training_stopped_at_the_time_limit(documents, tmp_path) -> None:
-    ground, levels = documents
-    doc = build_report(
-        patient={"pseudonym": "P-1", "height_m": 1.75, "mass_kg": 70.0, "sex": "male", "affected_side": "left",
-                 "speed_m_s": 0.7, "stride_length_m": 0.8},
-        level_ground=ground, tasks={"stairs": [dict(levels[0], level=k) for k in range(1, 6)]},
-        training={"stairs": {"levels_mastered": 2, "stopped": "time limit reached"}},
-    )  # fmt: skip
-    path = tmp_path / "report.html"
-    write_report_html(doc, path)
-    page = html.unescape(path.read_text())
+    page = _stairs_page(documents, {"levels_mastered": 2, "stopped": "time limit reached"}, tmp_path)
     assert "within this run's time limit (this computer trained fewer samples" in page
 
 
 def test_html_states_the_training_figures_in_words(documents, tmp_path) -> None:
-    ground, levels = documents
-    doc = build_report(
-        patient={"pseudonym": "P-1", "height_m": 1.75, "mass_kg": 70.0, "sex": "male", "affected_side": "left",
-                 "speed_m_s": 0.7, "stride_length_m": 0.8},
-        level_ground=ground, tasks={"stairs": [dict(levels[0], level=k) for k in range(1, 6)]},
-        training={"stairs": {"levels_mastered": 3, "complete": False, "samples": 3039232, "wall_s": 959.88,
-                             "stopped": "sample budget spent", "curriculum": {"level": 4}}},
-    )  # fmt: skip
-    path = tmp_path / "report.html"
-    write_report_html(doc, path)
-    page = html.unescape(path.read_text())
+    training = {"levels_mastered": 3, "complete": False, "samples": 3039232, "wall_s": 959.88,
+                "stopped": "sample budget spent", "curriculum": {"level": 4}}  # fmt: skip
+    page = _stairs_page(documents, training, tmp_path)
     expected = "Training: 3 of 5 levels mastered; 3,039,232 simulated control steps in 16 min 00 s; stopped: sample"
     assert f"{expected} budget spent." in page
     assert "959.88" not in page
